@@ -1,0 +1,185 @@
+// The one configuration schema of the appliance. Every component takes its settings from the
+// `Config` type inferred here; the loader (load.ts) resolves paths and checks what a schema
+// cannot (files, permissions, cross references). Messages name the field and say how to fix it.
+import { z } from 'zod';
+
+const ms = (min: number, max: number) => z.number().int().min(min).max(max);
+const cidr = z.string().min(1, 'an IPv4 or IPv6 CIDR such as 10.0.0.0/8 or 2001:db8::/32');
+
+/** XKS path prefix: [A-Za-z0-9/_-] only, starts with '/', no trailing '/' (spec T7). */
+const uriPathPrefix = z
+  .string()
+  .regex(/^(\/[A-Za-z0-9_-]+)*$/, 'use "" or segments like "/store1" made of A-Z a-z 0-9 _ - (no trailing slash)')
+  .refine((p) => (p + '/kms/xks/v1').length <= 128, 'the URI path (prefix + /kms/xks/v1) must be at most 128 characters');
+
+/** externalKeyId: [A-Za-z0-9._-], 1-128 characters (spec T9). */
+export const externalKeyId = z
+  .string()
+  .regex(/^[A-Za-z0-9._-]{1,128}$/, 'use 1-128 characters from A-Z a-z 0-9 . _ -');
+
+export const KEY_USAGES = ['ENCRYPT', 'DECRYPT'] as const;
+
+const secretSource = z
+  .object({
+    file: z.string().min(1).optional(),
+    env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name').optional(),
+  })
+  .strict()
+  .refine((s) => (s.file ? 1 : 0) + (s.env ? 1 : 0) === 1, 'give exactly one of "file" (mode 0600) or "env"; PINs are never written inline');
+
+const key = z
+  .object({
+    id: externalKeyId,
+    label: z.string().min(1, 'the CKA_LABEL of the AES-256 key on every HSM node'),
+    usage: z.array(z.enum(KEY_USAGES)).max(10).default(['ENCRYPT', 'DECRYPT']),
+    enabled: z.boolean().default(true),
+  })
+  .strict();
+
+const keyStore = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'use 1-64 characters from A-Z a-z 0-9 _ -'),
+    uriPathPrefix,
+    enabled: z.boolean().default(true),
+    credentialsFile: z.string().min(1, 'a file (mode 0600) listing {accessKeyId, secretAccessKey} sets'),
+    regions: z.array(z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, 'an AWS region such as us-east-1')).optional(),
+    quota: z.object({ requestsPerSecond: z.number().int().min(1) }).strict().optional(),
+    allow: z.array(cidr).optional(),
+    vpcEndpoints: z.array(z.string().regex(/^vpce-[0-9a-f]{8,17}$/, 'a VPC endpoint id such as vpce-0123456789abcdef0')).optional(),
+    keys: z.array(key).default([]),
+  })
+  .strict();
+
+const hsmNode = z
+  .object({
+    id: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'use 1-64 characters from A-Z a-z 0-9 . _ -'),
+    model: z.string().min(1).max(64).default('PKCS#11 HSM'),
+    module: z.string().min(1, 'the path of the vendor PKCS#11 library, e.g. /usr/lib/softhsm/libsofthsm2.so'),
+    tokenLabel: z.string().min(1).max(32).optional(),
+    slot: z.number().int().min(0).optional(),
+    pin: secretSource,
+    // caller: the proxy draws the 12-byte IV (SoftHSM2, Luna); hsm: pass zeros, the module writes
+    // its IV back (CloudHSM, nShield). The proxy refuses an all-zero IV coming back.
+    ivMode: z.enum(['caller', 'hsm']).default('caller'),
+    sessions: z.number().int().min(1).max(256).default(4),
+    // sync: fast local modules (SoftHSM2); async: network HSMs, calls run on libuv's thread pool.
+    callMode: z.enum(['sync', 'async']).default('sync'),
+    env: z.record(z.string(), z.string()).default({}),
+  })
+  .strict()
+  .refine((n) => n.tokenLabel !== undefined || n.slot !== undefined, 'give "tokenLabel" or "slot" to choose the token');
+
+const tls = z
+  .object({
+    certFile: z.string().min(1, 'the PEM chain: server certificate first, then intermediates'),
+    keyFile: z.string().min(1, 'the PEM private key of the server certificate (mode 0600)'),
+    minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+    clientAuth: z
+      .object({
+        caFile: z.string().min(1),
+        subjects: z.array(z.string().min(1)).min(1).optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    mode: z.enum(['production', 'demo']).default('production'),
+    proxy: z
+      .object({
+        hostname: z.string().regex(/^[A-Za-z0-9.-]+$/, 'the DNS name KMS uses for this proxy (certificate SAN)'),
+        fleetSize: z.number().int().min(1).default(1),
+        vendor: z.string().min(1).default('xks-appliance'),
+        regions: z.array(z.string()).default(['us-east-1']),
+      })
+      .strict(),
+    server: z
+      .object({
+        host: z.string().default('0.0.0.0'),
+        port: z.number().int().min(1).max(65535).default(443),
+        tls,
+        // NLB idle timeout is 350 s: keep-alive must outlive it or KMS pays a fresh handshake.
+        keepAliveTimeoutMs: ms(1000, 7_200_000).default(360_000),
+        headersTimeoutMs: ms(1000, 7_300_000).optional(),
+        maxHeaderBytes: z.number().int().min(4096).max(65536).default(16384),
+        maxBodyBytes: z.number().int().min(65536).max(1 << 20).default(65536),
+        maxConnections: z.number().int().min(1).default(10000),
+        maxConnectionsPerSource: z.number().int().min(1).default(1000),
+        allow: z.array(cidr).default(['0.0.0.0/0', '::/0']),
+        proxyProtocol: z
+          .object({
+            enabled: z.boolean().default(false),
+            trustedProxies: z.array(cidr).default(['127.0.0.1/32', '::1/128']),
+            timeoutMs: ms(100, 60_000).default(3000),
+          })
+          .strict()
+          .default({ enabled: false, trustedProxies: ['127.0.0.1/32', '::1/128'], timeoutMs: 3000 }),
+      })
+      .strict(),
+    health: z
+      .object({
+        path: z.string().regex(/^\/[A-Za-z0-9/_.-]*$/).default('/healthz'),
+        httpPort: z.number().int().min(1).max(65535).optional(),
+        agentPort: z.number().int().min(1).max(65535).optional(),
+      })
+      .strict()
+      .default({ path: '/healthz' }),
+    metrics: z
+      .object({
+        host: z.string().default('127.0.0.1'),
+        port: z.number().int().min(1).max(65535).optional(),
+      })
+      .strict()
+      .default({ host: '127.0.0.1' }),
+    logging: z
+      .object({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info') })
+      .strict()
+      .default({ level: 'info' }),
+    audit: z.object({ file: z.string().min(1) }).strict().optional(),
+    hsm: z
+      .object({
+        vendor: z.string().min(1).default('PKCS#11'),
+        callTimeoutMs: ms(5, 10_000).default(100),
+        requestBudgetMs: ms(10, 10_000).default(200),
+        probeIntervalMs: ms(100, 60_000).default(5000),
+        healthKeyLabel: z.string().min(1).default('xks-health-test'),
+        nodes: z.array(hsmNode).min(1, 'configure at least one HSM node').max(10, 'GetHealthStatus reports at most 10 nodes'),
+      })
+      .strict(),
+    keyStores: z.array(keyStore).min(1, 'configure at least one key store'),
+  })
+  .strict();
+
+export type Config = z.infer<typeof configSchema>;
+export type KeyStoreConfig = Config['keyStores'][number];
+export type KeyConfig = KeyStoreConfig['keys'][number];
+export type HsmNodeConfig = Config['hsm']['nodes'][number];
+export type HsmConfig = Config['hsm'];
+export type KeyUsage = (typeof KEY_USAGES)[number];
+
+/** One credential set of a key store: SigV4 access key id and raw secret (spec S6, S7). */
+export interface Credential {
+  accessKeyId: string;
+  secretAccessKey: string;
+}
+
+export const credentialsFileSchema = z
+  .object({
+    credentials: z
+      .array(
+        z
+          .object({
+            accessKeyId: z.string().regex(/^[A-Z2-7]{20,30}$/, 'the access key id must be 20-30 characters of A-Z and 2-7'),
+            secretAccessKey: z
+              .string()
+              .regex(/^[A-Za-z0-9+/=]{43,64}$/, 'the secret must be 43-64 characters of A-Z a-z 0-9 + / = (e.g. openssl rand -base64 32)'),
+          })
+          .strict(),
+      )
+      .min(1, 'at least one credential set'),
+  })
+  .strict();
+
+export const XKS_PATH_SUFFIX = '/kms/xks/v1';

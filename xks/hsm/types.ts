@@ -1,0 +1,79 @@
+// The contract between the XKS API layer and the HSM cluster. Nothing here knows about sockets;
+// nothing above it knows about PKCS#11. Errors thrown across it are XksError (xks/errors.ts):
+// InvalidCiphertextException (an answer, never retried), DependencyTimeoutException,
+// ThrottlingException, InternalException.
+
+export type NodeHealth = 'ACTIVE' | 'DEGRADED' | 'UNAVAILABLE';
+
+/** What the token says about a secret key (CKA_KEY_TYPE, CKA_VALUE_LEN, CKA_ENCRYPT, CKA_DECRYPT). */
+export interface KeyInfo {
+  /** 'AES', 'DES3', 'GENERIC_SECRET', … (CKK_* without the prefix). */
+  keyType: string;
+  /** CKA_VALUE_LEN in bytes (32 for AES-256); 0 when the token does not say. */
+  valueLen: number;
+  encrypt: boolean;
+  decrypt: boolean;
+}
+
+export interface EncryptInput {
+  label: string;
+  plaintext: Buffer;
+  /** The framed HSM AAD (xks/aad.ts). */
+  hsmAad: Buffer;
+  /** When present: compute the CDIV over these and the output, then verify by decrypting (spec C3). */
+  cdiv?: { aad: Buffer; metadata: Buffer };
+}
+
+export interface EncryptOutput {
+  iv: Buffer;
+  ciphertext: Buffer;
+  tag: Buffer;
+  cdiv?: Buffer;
+  node: string;
+}
+
+export interface DecryptInput {
+  label: string;
+  iv: Buffer;
+  ciphertext: Buffer;
+  tag: Buffer;
+  hsmAad: Buffer;
+}
+
+export interface DecryptOutput {
+  plaintext: Buffer;
+  node: string;
+}
+
+export interface NodeStatus {
+  id: string;
+  model: string;
+  health: NodeHealth;
+  /** The OS process holding this node's PKCS#11 sessions, when running. */
+  pid: number | undefined;
+  /** When the last background probe finished (Date.now()), if any. */
+  lastProbeAt: number | undefined;
+}
+
+export type Fault =
+  | { kind: 'none' }
+  | { kind: 'slow'; ms: number }
+  | { kind: 'fail'; ckr: string }
+  | { kind: 'freeze' };
+
+export interface HsmCluster {
+  /** Spawn the node processes; resolves once every node was probed once. Rejects with a one-line,
+   * operator-readable Error when the configuration cannot work (no module, no token, wrong PIN). */
+  start(): Promise<void>;
+  /** `deadline` is an absolute performance.now() time: answer or throw before it. */
+  keyInfo(label: string, deadline: number): Promise<(KeyInfo & { node: string }) | null>;
+  encrypt(input: EncryptInput, deadline: number): Promise<EncryptOutput>;
+  decrypt(input: DecryptInput, deadline: number): Promise<DecryptOutput>;
+  /** Current state of every node, from probes and live traffic (cached; never blocks). */
+  status(): NodeStatus[];
+  /** Called whenever a node's health or pid changes. */
+  onChange(listener: (nodes: NodeStatus[]) => void): void;
+  /** Test and demo fault injection on one node. */
+  injectFault(nodeId: string, fault: Fault): Promise<void>;
+  close(): Promise<void>;
+}
