@@ -1,0 +1,156 @@
+// Load and check the appliance configuration: YAML -> schema -> resolved paths -> checks a schema
+// cannot make (files exist, secrets are 0600, names unique). Every failure is a ConfigError whose
+// message is one line naming the field and saying how to fix it; no stack trace reaches the operator.
+import { readFileSync, statSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { configSchema, credentialsFileSchema, XKS_PATH_SUFFIX, type Config, type Credential } from './schema.js';
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface LoadedConfig {
+  config: Config;
+  /** Absolute path of the configuration file. */
+  file: string;
+  dir: string;
+}
+
+/** Render a zod issue path as `keyStores[0].credentialsFile`. */
+function fieldName(path: readonly PropertyKey[]): string {
+  return path.reduce<string>((acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${String(p)}` : String(p)), '') || '(top level)';
+}
+
+export function formatIssues(source: string, issues: readonly z.core.$ZodIssue[]): string {
+  return issues
+    .slice(0, 5)
+    .map((i) => {
+      const extra = i.code === 'unrecognized_keys' ? ` (${i.keys.join(', ')}): remove it or check its spelling` : '';
+      return `${source}: ${fieldName(i.path)}: ${i.message}${extra}`;
+    })
+    .join('\n');
+}
+
+function readText(file: string, what: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ConfigError(`${what} ${file}: ${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : 'cannot be read'}`);
+  }
+}
+
+/** Parse a YAML (or JSON) document; syntax errors name the line, never echo the content. */
+export function parseYaml(text: string, source: string): unknown {
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  const first = doc.errors[0];
+  if (first) {
+    const line = first.linePos?.[0].line;
+    throw new ConfigError(`${source}${line ? ` line ${line}` : ''}: not valid YAML (${first.code})`);
+  }
+  return doc.toJS();
+}
+
+/** A secret file must be readable by its owner only: refuse group/other permission bits. */
+export function checkSecretFileMode(file: string, field: string): void {
+  let mode: number;
+  try {
+    mode = statSync(file).mode;
+  } catch {
+    throw new ConfigError(`${field}: ${file}: no such file`);
+  }
+  if ((mode & 0o077) !== 0) {
+    throw new ConfigError(`${field}: ${file} is readable by others (mode ${(mode & 0o777).toString(8)}): run chmod 600 ${file}`);
+  }
+}
+
+export function loadCredentials(file: string, field: string): Credential[] {
+  checkSecretFileMode(file, field);
+  const parsed = credentialsFileSchema.safeParse(parseYaml(readText(file, `${field}:`), file));
+  if (!parsed.success) {
+    // Never echo values from a secrets file: name the field only.
+    const i = parsed.error.issues[0]!;
+    throw new ConfigError(`${file}: ${fieldName(i.path)}: ${i.message}`);
+  }
+  return parsed.data.credentials;
+}
+
+function resolvePaths(config: Config, dir: string): Config {
+  const abs = (p: string) => (isAbsolute(p) ? p : resolve(dir, p));
+  const tls = config.server.tls;
+  return {
+    ...config,
+    server: {
+      ...config.server,
+      tls: {
+        ...tls,
+        certFile: abs(tls.certFile),
+        keyFile: abs(tls.keyFile),
+        ...(tls.clientAuth ? { clientAuth: { ...tls.clientAuth, caFile: abs(tls.clientAuth.caFile) } } : {}),
+      },
+    },
+    ...(config.audit ? { audit: { file: abs(config.audit.file) } } : {}),
+    hsm: {
+      ...config.hsm,
+      nodes: config.hsm.nodes.map((n) => ({ ...n, pin: n.pin.file ? { file: abs(n.pin.file) } : n.pin })),
+    },
+    keyStores: config.keyStores.map((s) => ({ ...s, credentialsFile: abs(s.credentialsFile) })),
+  };
+}
+
+function unique<T>(items: readonly T[], key: (t: T) => string, what: string): void {
+  const seen = new Set<string>();
+  for (const item of items) {
+    const k = key(item);
+    if (seen.has(k)) throw new ConfigError(`${what} "${k}" appears twice: each must be unique`);
+    seen.add(k);
+  }
+}
+
+/** Checks across fields and on disk, after the schema. */
+export function checkConfig(config: Config): void {
+  unique(config.keyStores, (s) => s.name, 'keyStores[].name');
+  unique(config.keyStores, (s) => s.uriPathPrefix + XKS_PATH_SUFFIX, 'keyStores[].uriPathPrefix');
+  unique(config.hsm.nodes, (n) => n.id, 'hsm.nodes[].id');
+  config.keyStores.forEach((s, i) => {
+    unique(s.keys, (k) => k.id, `keyStores[${i}].keys[].id`);
+    for (const k of s.keys) {
+      // Spec T8: the whole URI must fit 256 characters; host name + prefix + key id compete for it.
+      const uri = `https://${config.proxy.hostname}${s.uriPathPrefix}${XKS_PATH_SUFFIX}/keys/${k.id}/decrypt`;
+      if (uri.length > 256) throw new ConfigError(`keyStores[${i}].keys: key "${k.id}" makes the URI ${uri.length} characters long; KMS allows 256: shorten the key id or the prefix`);
+    }
+    loadCredentials(s.credentialsFile, `keyStores[${i}].credentialsFile`);
+  });
+  config.hsm.nodes.forEach((n, i) => {
+    if (n.pin.file) checkSecretFileMode(n.pin.file, `hsm.nodes[${i}].pin.file`);
+  });
+  checkSecretFileMode(config.server.tls.keyFile, 'server.tls.keyFile');
+  const ka = config.server.keepAliveTimeoutMs;
+  const ht = config.server.headersTimeoutMs;
+  if (ht !== undefined && ht <= ka) {
+    throw new ConfigError(`server.headersTimeoutMs (${ht}) must be above server.keepAliveTimeoutMs (${ka})`);
+  }
+  if (config.mode === 'production' && ka <= 350_000) {
+    throw new ConfigError(`server.keepAliveTimeoutMs (${ka}) must be above the AWS NLB idle timeout of 350000 ms, or idle connections cost KMS a new TLS handshake`);
+  }
+}
+
+/** Validate a parsed document against the schema; returns the typed config. */
+export function parseConfig(raw: unknown, source: string): Config {
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) throw new ConfigError(formatIssues(source, parsed.error.issues));
+  return parsed.data;
+}
+
+export async function loadConfig(file: string): Promise<LoadedConfig> {
+  const abs = resolve(file);
+  const dir = dirname(abs);
+  const config = resolvePaths(parseConfig(parseYaml(readText(abs, 'config file'), abs), abs), dir);
+  checkConfig(config);
+  return { config, file: abs, dir };
+}
