@@ -131,10 +131,6 @@ export function checkConfig(config: Config): void {
   });
   checkSecretFileMode(config.server.tls.keyFile, 'server.tls.keyFile');
   const ka = config.server.keepAliveTimeoutMs;
-  const ht = config.server.headersTimeoutMs;
-  if (ht !== undefined && ht <= ka) {
-    throw new ConfigError(`server.headersTimeoutMs (${ht}) must be above server.keepAliveTimeoutMs (${ka})`);
-  }
   if (config.mode === 'production' && ka <= 350_000) {
     throw new ConfigError(`server.keepAliveTimeoutMs (${ka}) must be above the AWS NLB idle timeout of 350000 ms, or idle connections cost KMS a new TLS handshake`);
   }

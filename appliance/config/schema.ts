@@ -102,7 +102,8 @@ export const configSchema = z
         tls,
         // NLB idle timeout is 350 s: keep-alive must outlive it or KMS pays a fresh handshake.
         keepAliveTimeoutMs: ms(1000, 7_200_000).default(360_000),
-        headersTimeoutMs: ms(1000, 7_300_000).optional(),
+        // Node counts it from the first byte of each request, not over idle keep-alive time.
+        headersTimeoutMs: ms(1000, 600_000).optional(),
         maxHeaderBytes: z.number().int().min(4096).max(65536).default(16384),
         maxBodyBytes: z.number().int().min(65536).max(1 << 20).default(65536),
         maxConnections: z.number().int().min(1).default(10000),

@@ -1,0 +1,161 @@
+// The API listener: TCP accept -> PROXY header (trusted peers only) -> source allowlist, before
+// any TLS work -> TLS (Node's https server, fed the connection) -> HTTP/1.1 keep-alive.
+// Malformed HTTP never gets Node's bare "400 Bad Request": clientError answers spec JSON.
+import https from 'node:https';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import type { RequestListener } from 'node:http';
+import type { Config } from '../appliance/config/schema.js';
+import { CidrList } from './allowlist.js';
+import { connectionContext, type ConnectionInfo } from './connection.js';
+import { readProxyHeader } from './proxy-protocol.js';
+import { allowedClientSubjects, clientSubjectAllowed, tlsOptions } from './tls-options.js';
+import { errorBody, type ErrorName } from '../xks/errors.js';
+
+export type RejectReason = 'allowlist' | 'proxy-protocol' | 'per-source-limit' | 'tls-client-subject' | 'tls-handshake';
+
+export interface ListenerEvents {
+  /** A connection refused before any HTTP: logged and counted by the caller. */
+  onReject(reason: RejectReason, source: string | undefined, detail?: string): void;
+}
+
+export interface ApiListener {
+  listen(): Promise<{ address: string; port: number }>;
+  /** Swap certificate and key without dropping connections. */
+  reloadTls(config: Config): void;
+  close(): Promise<void>;
+}
+
+const CLIENT_ERRORS: Record<string, { status: number; name: ErrorName; message: string }> = {
+  HPE_HEADER_OVERFLOW: { status: 400, name: 'ValidationException', message: 'Request headers too large' },
+  ERR_HTTP_REQUEST_TIMEOUT: { status: 400, name: 'ValidationException', message: 'Request timed out' },
+};
+
+/** Node's http server would answer a parse error with a bare 400; KMS must always get JSON (X3). */
+function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (!socket.writable || (err.code === 'ECONNRESET' && socket.destroyed)) {
+    socket.destroy();
+    return;
+  }
+  const e = CLIENT_ERRORS[err.code ?? ''] ?? { status: 400, name: 'ValidationException' as const, message: 'Malformed HTTP request' };
+  const body = errorBody(e.name, e.message);
+  socket.end(
+    `HTTP/1.1 ${e.status} ${e.status === 400 ? 'Bad Request' : 'Error'}\r\nContent-Type: application/json\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
+export function createApiListener(config: Config, handler: RequestListener, events: ListenerEvents): ApiListener {
+  const s = config.server;
+  const allow = new CidrList(s.allow);
+  const trustedProxies = new CidrList(s.proxyProtocol.trustedProxies);
+  const subjects = allowedClientSubjects(config);
+  const perSource = new Map<string, number>();
+  const headersTimeout = s.headersTimeoutMs ?? 20_000;
+
+  const server = https.createServer(
+    {
+      ...tlsOptions(s.tls),
+      keepAlive: true,
+      keepAliveTimeout: s.keepAliveTimeoutMs,
+      // Counts from the first byte of each request, not across idle keep-alive time.
+      headersTimeout,
+      requestTimeout: headersTimeout + 10_000,
+      maxHeaderSize: s.maxHeaderBytes,
+      requireHostHeader: false, // a missing Host fails SigV4 with a JSON 401 instead
+      noDelay: true,
+      handshakeTimeout: 10_000,
+    },
+    handler,
+  );
+  // Requests, not sockets, are the unit KMS pays for: no cap on requests per connection.
+  server.maxRequestsPerSocket = 0;
+  server.on('clientError', answerClientError);
+  server.on('tlsClientError', (err, socket) => {
+    events.onReject('tls-handshake', connectionContext.getStore()?.sourceAddress, (err as NodeJS.ErrnoException).code ?? err.message);
+    socket.destroy();
+  });
+  if (subjects.size > 0) {
+    // Runs before the HTTP layer sees the socket: a verified chain with the wrong subject is closed.
+    server.prependListener('secureConnection', (socket: TLSSocket) => {
+      if (!clientSubjectAllowed(socket, subjects)) {
+        events.onReject('tls-client-subject', connectionContext.getStore()?.sourceAddress, String(socket.getPeerCertificate()?.subject?.CN));
+        socket.destroy();
+      }
+    });
+  }
+  // The https server never listens itself, so start its request-timeout checks by hand.
+  server.emit('listening');
+
+  const admit = (stream: Duplex, info: ConnectionInfo): void => {
+    if (!allow.has(info.sourceAddress)) {
+      events.onReject('allowlist', info.sourceAddress);
+      stream.destroy();
+      return;
+    }
+    const count = (perSource.get(info.sourceAddress) ?? 0) + 1;
+    if (count > s.maxConnectionsPerSource) {
+      events.onReject('per-source-limit', info.sourceAddress);
+      stream.destroy();
+      return;
+    }
+    perSource.set(info.sourceAddress, count);
+    stream.once('close', () => {
+      const left = (perSource.get(info.sourceAddress) ?? 1) - 1;
+      if (left <= 0) perSource.delete(info.sourceAddress);
+      else perSource.set(info.sourceAddress, left);
+    });
+    connectionContext.run(info, () => server.emit('connection', stream));
+  };
+
+  const tcp = net.createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 }, (socket) => {
+    socket.on('error', () => socket.destroy());
+    const peer = socket.remoteAddress ?? '';
+    const direct: ConnectionInfo = { sourceAddress: peer, sourcePort: socket.remotePort, peerAddress: peer, vpceId: undefined };
+    if (!s.proxyProtocol.enabled || !trustedProxies.has(peer)) {
+      // An untrusted peer on a PROXY listener is judged by its own address (and so refused
+      // unless allowlisted); a header it sends fails the TLS handshake.
+      admit(socket, direct);
+      return;
+    }
+    readProxyHeader(socket, { timeoutMs: s.proxyProtocol.timeoutMs }).then(
+      ({ info, socket: stream }) => {
+        const local = info.command === 'LOCAL' || !info.sourceAddress;
+        admit(stream, {
+          sourceAddress: local ? peer : info.sourceAddress!,
+          sourcePort: local ? socket.remotePort : info.sourcePort,
+          peerAddress: peer,
+          vpceId: info.vpceId,
+        });
+      },
+      (err: Error) => {
+        events.onReject('proxy-protocol', peer, err.message);
+        socket.destroy();
+      },
+    );
+  });
+  tcp.maxConnections = s.maxConnections;
+
+  return {
+    listen: () =>
+      new Promise((resolve, reject) => {
+        tcp.once('error', reject);
+        tcp.listen({ host: s.host, port: s.port }, () => {
+          tcp.off('error', reject);
+          const a = tcp.address() as net.AddressInfo;
+          resolve({ address: a.address, port: a.port });
+        });
+      }),
+    reloadTls(next: Config) {
+      server.setSecureContext(tlsOptions(next.server.tls));
+    },
+    close: () =>
+      new Promise((resolve) => {
+        tcp.close(() => resolve());
+        server.closeIdleConnections();
+        setTimeout(() => server.closeAllConnections(), 2000).unref();
+        server.close();
+      }),
+  };
+}

@@ -1,0 +1,135 @@
+// The request lifecycle, in the order of spec §7 and named like fastify's hooks:
+// route -> method -> body -> authenticate (SigV4) -> content type + JSON -> xks/ (state, key,
+// policy, usage, sizes, crypto) -> reply. Unauthenticated requests never reach a key or an HSM;
+// every reply is spec JSON; every request leaves exactly one record.
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { currentConnection } from './connection.js';
+import { Router, type Route } from './router.js';
+import { verifySigV4 } from './sigv4.js';
+import { errorBody, toXksError, XksError } from '../xks/errors.js';
+import { handleXks } from '../xks/service.js';
+import { checkContentType, parseJsonObject } from '../xks/validate.js';
+import type { RequestRecord, XksDeps } from '../xks/context.js';
+import type { KeyStore } from '../xks/keystore.js';
+
+export interface PipelineOptions {
+  router: Router<KeyStore>;
+  deps: XksDeps;
+  maxBodyBytes: number;
+  requestBudgetMs: number;
+  /** Allowed SigV4 regions (undefined: any). */
+  regions: readonly string[] | undefined;
+  /** The load balancer's check: 200 only when this instance can serve. */
+  healthCheck(): { ok: boolean; body: object };
+  /** One call per request, after the reply: log, audit, metrics. */
+  onFinish(record: RequestRecord): void;
+}
+
+const JSON_HEADERS = { 'content-type': 'application/json' };
+
+function send(res: ServerResponse, status: number, body: string, extra?: Record<string, string>): void {
+  if (res.headersSent) return;
+  res.writeHead(status, { ...JSON_HEADERS, 'content-length': Buffer.byteLength(body), ...extra });
+  res.end(body);
+}
+
+function sendError(res: ServerResponse, err: XksError, record: RequestRecord, extra?: Record<string, string>): void {
+  record.status = err.status;
+  record.errorName = err.errorName;
+  if (err.detail) record.detail = err.detail;
+  send(res, err.status, errorBody(err.errorName, err.message), extra);
+}
+
+/** Read the raw body (SigV4 hashes the exact bytes) up to the limit; null when over it. */
+function readBody(req: IncomingMessage, max: number): Promise<Buffer | null> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > max) return resolve(null);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > max) {
+        req.removeAllListeners('data');
+        req.resume();
+        resolve(null);
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.once('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)));
+    req.once('error', reject);
+  });
+}
+
+export function createPipeline(opts: PipelineOptions): RequestListener {
+  const { router, deps } = opts;
+
+  async function serveXks(req: IncomingMessage, res: ServerResponse, route: Extract<Route<KeyStore>, { kind: 'xks' }>, record: RequestRecord, start: number) {
+    record.store = route.store.name;
+    record.operation = route.operation;
+    if (route.keyId) record.keyId = route.keyId;
+    if (req.method !== 'POST') {
+      return sendError(res, new XksError('MethodNotAllowed', 'Only POST is allowed on XKS API paths'), record, { allow: 'POST' });
+    }
+    const body = await readBody(req, opts.maxBodyBytes);
+    if (body === null) {
+      // T13: above the cap is still a spec answer. The rest of the body is unread: close.
+      return sendError(res, new XksError('UnsupportedOperationException', `Request body above ${opts.maxBodyBytes} bytes is not supported`), record, { connection: 'close' });
+    }
+    const auth = verifySigV4(
+      { method: req.method, path: req.url ?? '/', headers: req.headers, rawHeaders: req.rawHeaders, body },
+      (id) => route.store.secrets.get(id),
+      { regions: route.store.config.regions ?? opts.regions },
+    );
+    record.accessKeyId = auth.accessKeyId;
+    checkContentType(req.headers['content-type']);
+    const conn = currentConnection();
+    const result = await handleXks(
+      {
+        store: route.store,
+        operation: route.operation,
+        keyId: route.keyId,
+        body: parseJsonObject(body),
+        deadline: start + opts.requestBudgetMs,
+        sourceAddress: conn?.sourceAddress,
+        connectionVpceId: conn?.vpceId,
+        record,
+      },
+      deps,
+    );
+    record.status = 200;
+    send(res, 200, JSON.stringify(result));
+  }
+
+  return (req, res) => {
+    const start = performance.now();
+    const conn = currentConnection();
+    const record: RequestRecord = {};
+    if (conn) record.source = conn.sourceAddress;
+    if (conn?.vpceId) record.sourceVpce = conn.vpceId;
+    const finish = () => {
+      record.latencyMs = Math.round((performance.now() - start) * 100) / 100;
+      opts.onFinish(record);
+    };
+    const route = router.match(req.url ?? '/');
+    if (route.kind === 'health-check') {
+      record.operation = 'health-check';
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        sendError(res, new XksError('MethodNotAllowed', 'Use GET for the health check'), record, { allow: 'GET, HEAD' });
+      } else {
+        const { ok, body } = opts.healthCheck();
+        record.status = ok ? 200 : 503;
+        send(res, record.status, JSON.stringify(body));
+      }
+      return finish();
+    }
+    if (route.kind === 'not-found') {
+      sendError(res, new XksError('InvalidUriPathException', 'The URI path is not valid'), record);
+      return finish();
+    }
+    serveXks(req, res, route, record, start)
+      .catch((err: unknown) => sendError(res, toXksError(err), record))
+      .finally(finish);
+  };
+}

@@ -1,0 +1,21 @@
+// GetKeyMetadata (spec §2.1): the real key attributes from the token; a disabled key answers 200
+// with keyStatus DISABLED (K4) and KMS refuses it itself.
+import { authorize } from '../policy.js';
+import { effectiveUsage, keySpecOf } from '../keys.js';
+import { parseRequestMetadata } from '../validate.js';
+import type { XksDeps, XksRequest } from '../context.js';
+
+export async function getKeyMetadata(req: XksRequest, deps: XksDeps): Promise<object> {
+  const metadata = parseRequestMetadata(req.body, 'metadata');
+  req.record.kmsRequestId = metadata.kmsRequestId;
+  req.record.kmsOperation = metadata.kmsOperation;
+  req.record.principal = metadata.awsPrincipalArn;
+  const key = deps.keys.configured(req.store, req.keyId!);
+  authorize({ store: req.store, key, metadata, sourceAddress: req.sourceAddress, connectionVpceId: req.connectionVpceId });
+  const info = await deps.keys.info(key, req.deadline, true);
+  return {
+    keySpec: keySpecOf(info),
+    keyUsage: effectiveUsage(key, info),
+    keyStatus: key.enabled ? 'ENABLED' : 'DISABLED',
+  };
+}

@@ -1,0 +1,45 @@
+// What one XKS request carries through the xks/ layer, and the record it leaves behind for the
+// log, the audit trail and the metrics (one per request, keyed by kmsRequestId).
+import type { Config } from '../appliance/config/schema.js';
+import type { HsmCluster } from './hsm/types.js';
+import type { KeyDirectory } from './keys.js';
+import type { KeyStore } from './keystore.js';
+import type { Operation } from './validate.js';
+
+export interface RequestRecord {
+  kmsRequestId?: string;
+  kmsOperation?: string;
+  store?: string;
+  operation?: Operation | 'health-check';
+  keyId?: string;
+  principal?: string;
+  sourceVpce?: string;
+  source?: string;
+  accessKeyId?: string;
+  node?: string;
+  status?: number;
+  errorName?: string;
+  /** For our log only: why an error happened (never secrets or plaintext). */
+  detail?: string;
+  policyRule?: string;
+  latencyMs?: number;
+}
+
+export interface XksRequest {
+  store: KeyStore;
+  operation: Operation;
+  keyId: string | undefined;
+  body: Record<string, unknown>;
+  /** performance.now() time by which the answer must be ready. */
+  deadline: number;
+  sourceAddress: string | undefined;
+  connectionVpceId: string | undefined;
+  record: RequestRecord;
+}
+
+export interface XksDeps {
+  hsm: HsmCluster;
+  keys: KeyDirectory;
+  proxy: Config['proxy'];
+  hsmConfig: Config['hsm'];
+}
