@@ -1,26 +1,26 @@
 // The `xks` command. Each sub-command lives in its own file and exports `register(program)`.
 import { Command, CommanderError } from 'commander';
+import { ConfigError } from '../config/load.js';
+import { CliError } from './errors.js';
+import { register as registerDemo } from './demo.js';
 import { register as registerHaproxy } from './haproxy.js';
 
-export class CliError extends Error {
-  constructor(message: string, readonly exitCode = 1) {
-    super(message);
-  }
-}
+export { CliError };
 
 export async function main(argv: string[]): Promise<void> {
   const program = new Command('xks')
     .description('AWS KMS External Key Store (XKS) proxy appliance')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
+  registerDemo(program);
   registerHaproxy(program);
   try {
     await program.parseAsync(argv);
   } catch (err) {
     if (err instanceof CommanderError) process.exit(err.exitCode);
-    if (err instanceof CliError) {
+    if (err instanceof CliError || err instanceof ConfigError) {
       process.stderr.write(`xks: ${err.message}\n`);
-      process.exit(err.exitCode);
+      process.exit(err instanceof CliError ? err.exitCode : 2);
     }
     throw err;
   }

@@ -1,0 +1,37 @@
+import { InvalidArgumentError, type Command } from 'commander';
+import { runDemo } from '../demo/run.js';
+
+export function portArg(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new InvalidArgumentError('a TCP port from 1 to 65535');
+  return n;
+}
+
+function nodesArg(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 10) throw new InvalidArgumentError('a number of HSM nodes from 1 to 10');
+  return n;
+}
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+export function register(program: Command): void {
+  program
+    .command('demo')
+    .description(
+      'Run a complete demo appliance in the foreground: SoftHSM2 tokens (one per HSM node, same keys), a development CA and\n' +
+        'server certificate for localhost, SigV4 credentials, five demo keys, the KMS console file, and DIR/demo.json once ready.\n' +
+        'Ports: PORT (XKS API over TLS), PORT+1 (metrics), PORT+2 (HTTP health check), PORT+3 (HAProxy agent-check).\n' +
+        'A second start on the same DIR reuses it. SIGTERM or SIGINT stops it cleanly.',
+    )
+    .requiredOption('--dir <DIR>', 'directory for everything the demo makes (created when missing)')
+    .requiredOption('--port <PORT>', 'XKS API port on 127.0.0.1', portArg)
+    .option('--nodes <N>', 'number of HSM nodes (SoftHSM2 tokens, each in its own process)', nodesArg, 2)
+    .option('--mtls', 'require a client certificate (CN cks.kms.us-east-1.amazonaws.com) on the API', false)
+    .option('--allow <CIDR>', 'source allowlist entry (repeatable; default loopback only)', collect, [] as string[])
+    .option('--accept-proxy', 'expect a PROXY protocol v2 header first, trusted from loopback', false)
+    .option('--haproxy-port <HP>', 'also run haproxy in front, TCP passthrough on 127.0.0.1:HP', portArg)
+    .action(async (o: { dir: string; port: number; nodes: number; mtls: boolean; allow: string[]; acceptProxy: boolean; haproxyPort?: number }) => {
+      await runDemo({ dir: o.dir, port: o.port, nodes: o.nodes, mtls: o.mtls, allow: o.allow, acceptProxy: o.acceptProxy, haproxyPort: o.haproxyPort });
+    });
+}

@@ -1,0 +1,121 @@
+// Assemble the running appliance from one loaded configuration: certificate check, key stores,
+// HSM cluster, API listener, load-balancer health, metrics. Start-up failures are one clear line
+// (ServiceError); nothing is left running after a failed start.
+import { readFileSync } from 'node:fs';
+import { checkServerCertificate } from './certs/check.js';
+import { ConfigError, loadCredentials, type LoadedConfig } from './config/load.js';
+import type { Config } from './config/schema.js';
+import type { Logger } from './logging.js';
+import { createApiListener, type ApiListener } from '../gateway/listener.js';
+import { agentReply, healthCheckBody, startAgentCheck, startHealthHttp, startMetricsHttp, type InstanceHealth, type SideServer } from '../gateway/health.js';
+import { createPipeline } from '../gateway/pipeline.js';
+import { Router } from '../gateway/router.js';
+import { openAuditLog, type AuditLog } from '../xks/audit.js';
+import { canServe } from '../xks/api/health.js';
+import { createHsmCluster } from '../xks/hsm/cluster.js';
+import type { HsmCluster } from '../xks/hsm/types.js';
+import { KeyDirectory } from '../xks/keys.js';
+import { buildKeyStore, type KeyStore } from '../xks/keystore.js';
+import { Metrics } from '../xks/metrics.js';
+
+export interface Appliance {
+  readonly config: Config;
+  readonly hsm: HsmCluster;
+  readonly metrics: Metrics;
+  readonly api: { address: string; port: number };
+  health(): InstanceHealth;
+  setDraining(draining: boolean): void;
+  close(): Promise<void>;
+}
+
+/** Certificate problems: production refuses to start on any error; the demo warns. */
+export function checkCertificate(config: Config, logger: Logger, extraRoots: string[] = []): void {
+  const report = checkServerCertificate({
+    chainPem: readFileSync(config.server.tls.certFile, 'utf8'),
+    keyPem: readFileSync(config.server.tls.keyFile, 'utf8'),
+    hostname: config.proxy.hostname,
+    trustedRoots: extraRoots.length ? extraRoots : 'kms',
+  });
+  for (const p of report.problems) {
+    if (p.severity === 'error' && config.mode === 'production') {
+      throw new ConfigError(`server.tls.certFile: ${p.message}`);
+    }
+    logger.warn({ code: p.code, daysToExpire: report.daysToExpire }, `certificate: ${p.message}`);
+  }
+}
+
+export function buildKeyStores(config: Config): KeyStore[] {
+  return config.keyStores.map((s, i) => buildKeyStore(s, loadCredentials(s.credentialsFile, `keyStores[${i}].credentialsFile`)));
+}
+
+export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts: { extraRoots?: string[] } = {}): Promise<Appliance> {
+  const { config } = loaded;
+  checkCertificate(config, logger, opts.extraRoots);
+  const stores = buildKeyStores(config);
+  const metrics = new Metrics();
+  const hsm = createHsmCluster(config.hsm, logger.child({ component: 'hsm' }));
+  hsm.onChange((nodes) => metrics.nodes(nodes));
+  const closers: Array<() => Promise<void>> = [() => hsm.close()];
+  const closeAll = async () => {
+    for (const c of closers.reverse()) await c().catch(() => undefined);
+  };
+  try {
+    await hsm.start();
+    const audit: AuditLog | undefined = config.audit ? openAuditLog(config.audit.file) : undefined;
+    if (audit) closers.push(() => audit.close());
+
+    let draining = false;
+    const health = (): InstanceHealth => {
+      const nodes = hsm.status();
+      return { canServe: canServe(nodes), capacity: nodes.filter((n) => n.health === 'ACTIVE').length / Math.max(1, nodes.length), draining };
+    };
+    const requestLog = logger.child({ component: 'request' });
+    const pipeline = createPipeline({
+      router: new Router(stores.map((store) => ({ uriPath: store.uriPath, store })), config.health.path),
+      deps: { hsm, keys: new KeyDirectory(hsm), proxy: config.proxy, hsmConfig: config.hsm },
+      maxBodyBytes: config.server.maxBodyBytes,
+      requestBudgetMs: config.hsm.requestBudgetMs,
+      regions: undefined,
+      healthCheck: () => healthCheckBody(health()),
+      onFinish(record) {
+        metrics.request(record);
+        audit?.write(record);
+        if (record.status === 200) requestLog.info(record, 'request');
+        else requestLog.warn(record, 'request');
+      },
+    });
+    const listener: ApiListener = createApiListener(config, pipeline, {
+      onReject(reason, source, detail) {
+        metrics.rejected.inc({ reason });
+        logger.warn({ reason, source, detail }, 'connection refused');
+      },
+    });
+    const api = await listener.listen().catch((err: NodeJS.ErrnoException) => {
+      throw new ConfigError(`server.port: cannot listen on ${config.server.host}:${config.server.port} (${err.code ?? err.message})`);
+    });
+    closers.push(() => listener.close());
+    const side: SideServer[] = [];
+    closers.push(async () => {
+      await Promise.all(side.map((s) => s.close()));
+    });
+    const host = config.metrics.host;
+    if (config.metrics.port) side.push(await startMetricsHttp(host, config.metrics.port, () => metrics.registry.metrics(), metrics.registry.contentType));
+    if (config.health.httpPort) side.push(await startHealthHttp(config.server.host, config.health.httpPort, config.health.path, health));
+    if (config.health.agentPort) side.push(await startAgentCheck(config.server.host, config.health.agentPort, health));
+    logger.info({ address: api.address, port: api.port, stores: stores.map((s) => s.uriPath), agent: agentReply(health()).trim() }, 'xks proxy ready');
+    return {
+      config,
+      hsm,
+      metrics,
+      api,
+      health,
+      setDraining(d) {
+        draining = d;
+      },
+      close: closeAll,
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}

@@ -1,0 +1,30 @@
+// Audit trail: one JSON line per request, keyed by kmsRequestId (spec L1), in its own file.
+// Written off the hot path through an asynchronous buffered destination and flushed on close,
+// so nothing is lost on a clean stop. Never plaintext, secrets or key material (L2).
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import pino from 'pino';
+import type { RequestRecord } from './context.js';
+
+export interface AuditLog {
+  write(record: RequestRecord): void;
+  close(): Promise<void>;
+}
+
+export function openAuditLog(file: string): AuditLog {
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  const dest = pino.destination({ dest: file, sync: false, mkdir: true, minLength: 4096 });
+  const log = pino({ base: null, timestamp: pino.stdTimeFunctions.isoTime, messageKey: 'event' }, dest);
+  return {
+    write(record) {
+      log.info(record, 'xks-request');
+    },
+    close: () =>
+      new Promise((resolve) => {
+        dest.flushSync();
+        dest.end();
+        dest.once('close', () => resolve());
+        setTimeout(resolve, 1000).unref();
+      }),
+  };
+}

@@ -1,0 +1,59 @@
+// Prometheus metrics, named after KMS's own CloudWatch metrics for external key stores
+// (XksProxyLatency, XksProxyErrors, XksProxyHsmCount, ...), in Prometheus' snake case.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { RETRYABLE, type ErrorName } from './errors.js';
+import type { RequestRecord } from './context.js';
+import type { NodeStatus } from './hsm/types.js';
+
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly latency = new Histogram({
+    name: 'xks_proxy_latency_seconds',
+    help: 'XKS request latency as seen by the proxy',
+    labelNames: ['store', 'operation'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.25, 0.5, 1],
+    registers: [this.registry],
+  });
+  private readonly requests = new Counter({
+    name: 'xks_proxy_requests_total',
+    help: 'XKS requests by outcome',
+    labelNames: ['store', 'operation', 'status'],
+    registers: [this.registry],
+  });
+  private readonly errors = new Counter({
+    name: 'xks_proxy_errors_total',
+    help: 'XKS error replies by errorName and whether KMS may retry them',
+    labelNames: ['store', 'operation', 'error_name', 'retryable'],
+    registers: [this.registry],
+  });
+  readonly rejected = new Counter({
+    name: 'xks_proxy_connections_rejected_total',
+    help: 'Connections refused before HTTP (allowlist, PROXY protocol, TLS client subject, limits)',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+  private readonly hsmCount = new Gauge({
+    name: 'xks_proxy_hsm_count',
+    help: 'HSM nodes by health state',
+    labelNames: ['health'],
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  request(r: RequestRecord): void {
+    const store = r.store ?? '-';
+    const operation = r.operation ?? '-';
+    this.requests.inc({ store, operation, status: String(r.status ?? 0) });
+    if (r.latencyMs !== undefined) this.latency.observe({ store, operation }, r.latencyMs / 1000);
+    if (r.errorName) {
+      this.errors.inc({ store, operation, error_name: r.errorName, retryable: String(RETRYABLE.has(r.errorName as ErrorName)) });
+    }
+  }
+
+  nodes(nodes: readonly NodeStatus[]): void {
+    for (const h of ['ACTIVE', 'DEGRADED', 'UNAVAILABLE'] as const) this.hsmCount.set({ health: h }, nodes.filter((n) => n.health === h).length);
+  }
+}
