@@ -1,0 +1,44 @@
+// What `xks demo` keeps under its directory, and the demo's fixed names. A second start on the
+// same directory reuses tokens, keys, certificates and credentials; only the configuration file
+// is rewritten from the flags of this start.
+import { join, resolve } from 'node:path';
+
+export const DEMO_STORE = 'demo';
+export const DEMO_PREFIX = '/demo';
+export const DEMO_REGION = 'us-east-1';
+export const HEALTH_KEY_LABEL = 'xks-health-test';
+
+/** The five demo keys of the contract: name in demo.json -> external key id, label, usage. */
+export const DEMO_KEYS = [
+  { role: 'encryptDecrypt', id: 'demo-encrypt-decrypt', label: 'xks-demo-encrypt-decrypt', encrypt: true, decrypt: true, enabled: true },
+  { role: 'encryptOnly', id: 'demo-encrypt-only', label: 'xks-demo-encrypt-only', encrypt: true, decrypt: false, enabled: true },
+  { role: 'decryptOnly', id: 'demo-decrypt-only', label: 'xks-demo-decrypt-only', encrypt: false, decrypt: true, enabled: true },
+  { role: 'noUsage', id: 'demo-no-usage', label: 'xks-demo-no-usage', encrypt: false, decrypt: false, enabled: true },
+  { role: 'disabled', id: 'demo-disabled', label: 'xks-demo-disabled', encrypt: true, decrypt: true, enabled: false },
+] as const;
+
+export function demoLayout(dirArg: string) {
+  const dir = resolve(dirArg);
+  const secrets = join(dir, 'secrets');
+  return {
+    dir,
+    secrets,
+    soPinFile: join(secrets, 'so.pin'),
+    userPinFile: join(secrets, 'user.pin'),
+    credentialsFile: join(secrets, 'credentials-demo.yaml'),
+    /** Demo only: the key material, so that a later start with more nodes can add their tokens. */
+    keyMaterialFile: join(secrets, 'demo-key-material.json'),
+    tls: join(dir, 'tls'),
+    hsmDir: (nodeId: string) => join(dir, 'hsm', nodeId),
+    configFile: join(dir, 'xks.yaml'),
+    auditLog: join(dir, 'logs', 'audit.log'),
+    kmsProxyConfigFile: join(dir, 'kms-proxy-config.json'),
+    haproxyDir: join(dir, 'haproxy'),
+    demoJson: join(dir, 'demo.json'),
+  };
+}
+
+export type DemoLayout = ReturnType<typeof demoLayout>;
+
+export const nodeId = (i: number) => `hsm-${i + 1}`;
+export const tokenLabel = (i: number) => `xks-hsm-${i + 1}`;

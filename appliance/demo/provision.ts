@@ -1,0 +1,133 @@
+// Make (or reuse) everything the demo appliance runs on: PINs, credentials, key material, one
+// SoftHSM2 token per node holding the same keys, the development PKI, and the configuration file.
+import { randomBytes, randomInt } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse, stringify } from 'yaml';
+import { writeFileAtomic } from '../certs/atomic-write.js';
+import { ensureDemoPki, type DemoPkiFiles } from '../certs/devpki.js';
+import type { Credential } from '../config/schema.js';
+import { provisionToken, writeSoftHsmConf } from './tokens.js';
+import { DEMO_KEYS, DEMO_PREFIX, DEMO_REGION, DEMO_STORE, HEALTH_KEY_LABEL, nodeId, tokenLabel, type DemoLayout } from './layout.js';
+
+export interface DemoOptions {
+  port: number;
+  nodes: number;
+  mtls: boolean;
+  allow: string[];
+  acceptProxy: boolean;
+  module: string;
+}
+
+const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+
+/** SigV4 credential per spec S6/S7: 20 characters of A-Z2-7, and a 256-bit secret in base64. */
+export function newCredential(): Credential {
+  let id = 'XKS';
+  while (id.length < 20) id += BASE32[randomInt(32)];
+  return { accessKeyId: id, secretAccessKey: randomBytes(32).toString('base64') };
+}
+
+function readOrCreate(file: string, make: () => string): string {
+  if (existsSync(file)) return readFileSync(file, 'utf8');
+  const value = make();
+  writeFileAtomic(file, value, 0o600);
+  return value;
+}
+
+interface KeyMaterial {
+  [label: string]: string; // base64
+}
+
+/** Credentials: two sets from the start, so rotation can be shown (S8). */
+export function demoCredentials(layout: DemoLayout): Credential[] {
+  const text = readOrCreate(layout.credentialsFile, () => stringify({ credentials: [newCredential(), newCredential()] }));
+  return (parse(text) as { credentials: Credential[] }).credentials;
+}
+
+export async function provisionTokens(layout: DemoLayout, opts: DemoOptions): Promise<void> {
+  const soPin = readOrCreate(layout.soPinFile, () => randomBytes(12).toString('hex'));
+  const userPin = readOrCreate(layout.userPinFile, () => randomBytes(12).toString('hex'));
+  const material = JSON.parse(
+    readOrCreate(layout.keyMaterialFile, () => {
+      const m: KeyMaterial = {};
+      for (const label of [...DEMO_KEYS.map((k) => k.label), HEALTH_KEY_LABEL]) m[label] = randomBytes(32).toString('base64');
+      return JSON.stringify(m);
+    }),
+  ) as KeyMaterial;
+  const keys = [
+    ...DEMO_KEYS.map((k) => ({ label: k.label, material: Buffer.from(material[k.label]!, 'base64'), encrypt: k.encrypt, decrypt: k.decrypt })),
+    { label: HEALTH_KEY_LABEL, material: Buffer.from(material[HEALTH_KEY_LABEL]!, 'base64'), encrypt: true, decrypt: true },
+  ];
+  for (let i = 0; i < opts.nodes; i++) {
+    const dir = layout.hsmDir(nodeId(i));
+    const conf = writeSoftHsmConf(dir);
+    await provisionToken({ module: opts.module, env: { SOFTHSM2_CONF: conf }, tokenLabel: tokenLabel(i), soPin, userPin, keys });
+  }
+}
+
+export function provisionPki(layout: DemoLayout, opts: DemoOptions): DemoPkiFiles {
+  return ensureDemoPki(layout.tls, { serverNames: ['localhost'], serverIps: ['127.0.0.1'], mtls: opts.mtls, region: DEMO_REGION });
+}
+
+/** The appliance configuration the demo runs with: the same schema an operator writes. */
+export function demoConfig(layout: DemoLayout, opts: DemoOptions, pki: DemoPkiFiles): object {
+  const p = opts.port;
+  return {
+    mode: 'demo',
+    proxy: { hostname: 'localhost', fleetSize: 1, vendor: 'xks-appliance', regions: [DEMO_REGION] },
+    server: {
+      host: '127.0.0.1',
+      port: p,
+      tls: {
+        certFile: pki.serverChainFile,
+        keyFile: pki.serverKeyFile,
+        ...(opts.mtls && pki.client ? { clientAuth: { caFile: pki.client.caFile, subjects: [pki.client.subject] } } : {}),
+      },
+      keepAliveTimeoutMs: 360_000,
+      allow: opts.allow.length ? opts.allow : ['127.0.0.0/8', '::1/128'],
+      proxyProtocol: { enabled: opts.acceptProxy, trustedProxies: ['127.0.0.0/8', '::1/128'], timeoutMs: 3000 },
+    },
+    health: { path: '/healthz', httpPort: p + 2, agentPort: p + 3 },
+    metrics: { host: '127.0.0.1', port: p + 1 },
+    logging: { level: 'info' },
+    audit: { file: layout.auditLog },
+    hsm: {
+      vendor: 'SoftHSM',
+      callTimeoutMs: 100,
+      requestBudgetMs: 200,
+      probeIntervalMs: 2000,
+      healthKeyLabel: HEALTH_KEY_LABEL,
+      nodes: Array.from({ length: opts.nodes }, (_, i) => ({
+        id: nodeId(i),
+        model: 'SoftHSM2 2.6',
+        module: opts.module,
+        tokenLabel: tokenLabel(i),
+        pin: { file: layout.userPinFile },
+        ivMode: 'caller',
+        sessions: 4,
+        callMode: 'sync',
+        env: { SOFTHSM2_CONF: join(layout.hsmDir(nodeId(i)), 'softhsm2.conf') },
+      })),
+    },
+    keyStores: [
+      {
+        name: DEMO_STORE,
+        uriPathPrefix: DEMO_PREFIX,
+        credentialsFile: layout.credentialsFile,
+        regions: [DEMO_REGION],
+        keys: DEMO_KEYS.map((k) => ({ id: k.id, label: k.label, usage: ['ENCRYPT', 'DECRYPT'], enabled: k.enabled })),
+      },
+    ],
+  };
+}
+
+export function prepareDirs(layout: DemoLayout): void {
+  mkdirSync(layout.dir, { recursive: true, mode: 0o700 });
+  mkdirSync(layout.secrets, { recursive: true, mode: 0o700 });
+  mkdirSync(layout.tls, { recursive: true, mode: 0o700 });
+}
+
+export function writeConfig(layout: DemoLayout, config: object): void {
+  writeFileAtomic(layout.configFile, `# Written by "xks demo" on every start; edit a copy for a real appliance.\n${stringify(config)}`, 0o600);
+}
