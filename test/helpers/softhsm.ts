@@ -1,0 +1,98 @@
+// Temporary SoftHSM2 HSM nodes for tests: one token directory (own SOFTHSM2_CONF) per node, the
+// same keys in each, a PIN file with mode 0600, and the `hsm` configuration section that uses them.
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { HsmConfig, HsmNodeConfig } from '../../appliance/config/schema.js';
+import { provisionToken, writeSoftHsmConf, type TokenKey } from '../../appliance/demo/tokens.js';
+
+export const SOFTHSM_MODULE = '/usr/lib/softhsm/libsofthsm2.so';
+export const USER_PIN = '24681357';
+export const SO_PIN = '97531864';
+
+/** Labels of the keys every test token holds. */
+export const LABELS = {
+  health: 'xks-health-test',
+  aes: 'k-aes',
+  encryptOnly: 'k-encrypt-only',
+  decryptOnly: 'k-decrypt-only',
+  generic: 'k-generic',
+} as const;
+
+export interface TestHsm {
+  dir: string;
+  hsm: HsmConfig;
+  /** Key material by label: the oracle for Node's own aes-256-gcm. */
+  material: Record<string, Buffer>;
+  /** Per node: its SOFTHSM2_CONF, for tests that use the module in-process. */
+  confs: string[];
+  cleanup(): void;
+}
+
+export interface TestHsmOptions {
+  nodes?: number;
+  /** Overrides for every node's configuration. */
+  node?: Partial<HsmNodeConfig>;
+  hsm?: Partial<Omit<HsmConfig, 'nodes'>>;
+}
+
+export async function makeTestHsm(opts: TestHsmOptions = {}): Promise<TestHsm> {
+  const dir = mkdtempSync(join(tmpdir(), 'xks-hsm-'));
+  try {
+    const material: Record<string, Buffer> = {
+      [LABELS.health]: randomBytes(32),
+      [LABELS.aes]: randomBytes(32),
+      [LABELS.encryptOnly]: randomBytes(32),
+      [LABELS.decryptOnly]: randomBytes(32),
+      [LABELS.generic]: randomBytes(32),
+    };
+    const keys: TokenKey[] = [
+      { label: LABELS.health, material: material[LABELS.health]!, encrypt: true, decrypt: true },
+      { label: LABELS.aes, material: material[LABELS.aes]!, encrypt: true, decrypt: true },
+      { label: LABELS.encryptOnly, material: material[LABELS.encryptOnly]!, encrypt: true, decrypt: false },
+      { label: LABELS.decryptOnly, material: material[LABELS.decryptOnly]!, encrypt: false, decrypt: true },
+      { label: LABELS.generic, material: material[LABELS.generic]!, encrypt: true, decrypt: true, keyType: 'GENERIC_SECRET' },
+    ];
+    const pinFile = join(dir, 'user.pin');
+    writeFileSync(pinFile, `${USER_PIN}\n`, { mode: 0o600 });
+    const count = opts.nodes ?? 2;
+    const nodes: HsmNodeConfig[] = [];
+    const confs: string[] = [];
+    await Promise.all(
+      Array.from({ length: count }, async (_, i) => {
+        const nodeDir = join(dir, `node-${i + 1}`);
+        mkdirSync(nodeDir, { mode: 0o700 });
+        const conf = writeSoftHsmConf(nodeDir);
+        const tokenLabel = `xks-test-${i + 1}`;
+        await provisionToken({ module: SOFTHSM_MODULE, env: { SOFTHSM2_CONF: conf }, tokenLabel, soPin: SO_PIN, userPin: USER_PIN, keys });
+        confs[i] = conf;
+        nodes[i] = {
+          id: `hsm-${i + 1}`,
+          model: 'SoftHSM2',
+          module: SOFTHSM_MODULE,
+          tokenLabel,
+          pin: { file: pinFile },
+          ivMode: 'caller',
+          sessions: 2,
+          callMode: 'sync',
+          env: { SOFTHSM2_CONF: conf },
+          ...opts.node,
+        };
+      }),
+    );
+    const hsm: HsmConfig = {
+      vendor: 'SoftHSM',
+      callTimeoutMs: 100,
+      requestBudgetMs: 200,
+      probeIntervalMs: 500,
+      healthKeyLabel: LABELS.health,
+      ...opts.hsm,
+      nodes,
+    };
+    return { dir, hsm, material, confs, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+}

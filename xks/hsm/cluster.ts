@@ -1,0 +1,285 @@
+// HsmCluster over node processes: choose a node, run the call under a deadline, fail over to
+// another node on timeouts, crashes and session or device errors while the request budget lasts.
+// InvalidCiphertext and InvalidKeyUsage are answers, never retried. Node health comes from live
+// traffic and from a background prober doing an encrypt+decrypt on hsm.healthKeyLabel.
+import { performance } from 'node:perf_hooks';
+import type { Logger } from 'pino';
+import type { HsmConfig, HsmNodeConfig } from '../../appliance/config/schema.js';
+import { XksError } from '../errors.js';
+import { LogLimiter } from './log-limiter.js';
+import { NodeCallError, NodeClient, type CallFailure } from './node-client.js';
+import { NodeHealthTracker } from './node-health.js';
+import type { NodeCall, OpName, OpResults } from './protocol.js';
+import type { DecryptInput, DecryptOutput, EncryptInput, EncryptOutput, Fault, HsmCluster, KeyInfo, NodeStatus } from './types.js';
+
+/** Calls in flight per node before new requests are refused (429) rather than queued. */
+const IN_FLIGHT_PER_SESSION = 8;
+const MIN_IN_FLIGHT = 32;
+/** Below this much budget a call cannot succeed: answer 503 now. */
+const MIN_CALL_MS = 1;
+/** How often a node out of rotation is probed, at most. */
+const RECOVERY_PROBE_MS = 200;
+
+const FINAL: ReadonlySet<CallFailure> = new Set<CallFailure>(['invalid-ciphertext', 'key-usage']);
+
+interface Node {
+  client: NodeClient;
+  cfg: HsmNodeConfig;
+  tracker: NodeHealthTracker;
+  maxInFlight: number;
+  lastProbeAt: number | undefined;
+  probeTimer: NodeJS.Timeout | undefined;
+}
+
+export function createHsmCluster(hsm: HsmConfig, logger?: Logger): HsmCluster {
+  return new Cluster(hsm, logger);
+}
+
+class Cluster implements HsmCluster {
+  private readonly nodes: Node[];
+  private readonly listeners: Array<(nodes: NodeStatus[]) => void> = [];
+  private readonly limiter = new LogLimiter();
+  private rr = 0;
+  private started = false;
+  private closed = false;
+
+  constructor(
+    private readonly hsm: HsmConfig,
+    private readonly logger?: Logger,
+  ) {
+    this.nodes = hsm.nodes.map((cfg) => {
+      const client = new NodeClient(cfg, { healthKeyLabel: hsm.healthKeyLabel, callTimeoutMs: hsm.callTimeoutMs, logger });
+      const node: Node = {
+        client,
+        cfg,
+        tracker: new NodeHealthTracker(),
+        maxInFlight: Math.max(MIN_IN_FLIGHT, cfg.sessions * IN_FLIGHT_PER_SESSION),
+        lastProbeAt: undefined,
+        probeTimer: undefined,
+      };
+      client.on('up', () => this.onUp(node));
+      client.on('down', () => this.onDown(node));
+      return node;
+    });
+  }
+
+  async start(): Promise<void> {
+    const results = await Promise.allSettled(this.nodes.map((n) => n.client.start()));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
+      await this.close();
+      throw failed.reason;
+    }
+    try {
+      await Promise.all(this.nodes.map((n) => this.firstProbe(n)));
+    } catch (err) {
+      await this.close();
+      throw err;
+    }
+    this.started = true;
+    for (const n of this.nodes) this.scheduleProbe(n, this.hsm.probeIntervalMs);
+    this.notify();
+  }
+
+  async keyInfo(label: string, deadline: number): Promise<(KeyInfo & { node: string }) | null> {
+    const { value, node } = await this.run({ op: 'keyInfo', label }, deadline);
+    return value ? { ...value, node } : null;
+  }
+
+  async encrypt(input: EncryptInput, deadline: number): Promise<EncryptOutput> {
+    const { value, node } = await this.run({ op: 'encrypt', input }, deadline);
+    return { ...value, node };
+  }
+
+  async decrypt(input: DecryptInput, deadline: number): Promise<DecryptOutput> {
+    const { value, node } = await this.run({ op: 'decrypt', input }, deadline);
+    return { plaintext: value.plaintext, node };
+  }
+
+  status(): NodeStatus[] {
+    return this.nodes.map((n) => ({
+      id: n.cfg.id,
+      model: n.cfg.model,
+      health: n.tracker.health,
+      pid: n.client.pid,
+      lastProbeAt: n.lastProbeAt,
+    }));
+  }
+
+  onChange(listener: (nodes: NodeStatus[]) => void): void {
+    this.listeners.push(listener);
+  }
+
+  async injectFault(nodeId: string, fault: Fault): Promise<void> {
+    const node = this.nodes.find((n) => n.cfg.id === nodeId);
+    if (!node) throw new Error(`no HSM node "${nodeId}"`);
+    await node.client.call({ op: 'fault', fault }, 5000);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const n of this.nodes) clearTimeout(n.probeTimer);
+    await Promise.all(this.nodes.map((n) => n.client.close()));
+  }
+
+  /**
+   * One request: attempts on the best node, then on others, each with the deadline
+   * min(callTimeoutMs, what is left of the budget). Never waits for capacity: a full cluster is 429.
+   */
+  private async run<K extends OpName>(call: Extract<NodeCall, { op: K }>, deadline: number): Promise<{ value: OpResults[K]; node: string }> {
+    const end = Math.min(deadline, performance.now() + this.hsm.requestBudgetMs);
+    const tried = new Set<Node>();
+    let last: NodeCallError | undefined;
+    for (let attempt = 0; attempt <= this.nodes.length; attempt++) {
+      const remaining = end - performance.now();
+      if (remaining < MIN_CALL_MS) break;
+      // A timed-out node is not asked twice; after other failures a lone node may be (vendor HA).
+      const choice = this.pick(tried) ?? (last && last.kind !== 'timeout' ? this.pick(undefined) : undefined);
+      if (choice === 'busy') {
+        if (last) break;
+        throw new XksError('ThrottlingException', 'The HSM cluster is at capacity');
+      }
+      if (!choice) break;
+      tried.add(choice);
+      try {
+        const value = await choice.client.call(call, Math.min(this.hsm.callTimeoutMs, remaining));
+        this.live(choice, 'ok');
+        return { value, node: choice.cfg.id };
+      } catch (err) {
+        last = err instanceof NodeCallError ? err : new NodeCallError('internal', String(err));
+        if (FINAL.has(last.kind)) throw answer(last);
+        this.onFailure(choice, call.op, last);
+      }
+    }
+    throw exhausted(last);
+  }
+
+  /** The usable node with the best weight per call in flight, skipping `tried`; 'busy' when all are full. */
+  private pick(tried: Set<Node> | undefined): Node | 'busy' | undefined {
+    let best: Node | undefined;
+    let bestScore = 0;
+    let busy = false;
+    const count = this.nodes.length;
+    const start = this.rr++ % count;
+    for (let i = 0; i < count; i++) {
+      const n = this.nodes[(start + i) % count]!;
+      if (tried?.has(n) || !n.client.ready || n.tracker.health === 'UNAVAILABLE') continue;
+      const inFlight = n.client.inFlight;
+      if (inFlight >= n.maxInFlight) {
+        busy = true;
+        continue;
+      }
+      const score = (n.tracker.weight * (n.tracker.health === 'ACTIVE' ? 2 : 1)) / (1 + inFlight);
+      if (score > bestScore) {
+        best = n;
+        bestScore = score;
+      }
+    }
+    return best ?? (busy ? 'busy' : undefined);
+  }
+
+  private onFailure(node: Node, op: OpName, err: NodeCallError): void {
+    // A key missing on one node is that node's configuration, not its health.
+    if (err.kind !== 'key-missing') this.live(node, err.kind === 'timeout' ? 'timeout' : 'error');
+    const key = `${node.cfg.id}:${err.kind}:${err.ckr ?? ''}`;
+    const suppressed = this.limiter.allow(key);
+    if (suppressed >= 0) {
+      this.logger?.warn({ node: node.cfg.id, op, failure: err.kind, ckr: err.ckr, detail: err.message, suppressed }, 'HSM call failed');
+    }
+  }
+
+  private live(node: Node, outcome: 'ok' | 'error' | 'timeout'): void {
+    if (node.tracker.live(outcome)) this.healthChanged(node);
+  }
+
+  private async firstProbe(node: Node): Promise<void> {
+    try {
+      await node.client.call({ op: 'probe' }, this.probeTimeoutMs());
+    } catch (err) {
+      const why = err instanceof NodeCallError ? (err.ckr ?? err.kind) : String(err);
+      throw new Error(`HSM node ${node.cfg.id}: the first health probe failed (${why}); check the node's module and health-check key`);
+    }
+    node.lastProbeAt = Date.now();
+    node.tracker.admit();
+  }
+
+  /** A probe is an encrypt and a decrypt: it gets two call deadlines. */
+  private probeTimeoutMs(): number {
+    return 2 * this.hsm.callTimeoutMs;
+  }
+
+  private scheduleProbe(node: Node, delayMs: number): void {
+    clearTimeout(node.probeTimer);
+    if (this.closed) return;
+    node.probeTimer = setTimeout(() => void this.probe(node), delayMs);
+    node.probeTimer.unref();
+  }
+
+  private async probe(node: Node): Promise<void> {
+    // A node without a process is probed again when it comes back up.
+    if (this.closed || !node.client.ready) return;
+    let ok = false;
+    try {
+      await node.client.call({ op: 'probe' }, this.probeTimeoutMs());
+      ok = true;
+    } catch (err) {
+      const e = err instanceof NodeCallError ? err : new NodeCallError('internal', String(err));
+      if (this.limiter.allow(`${node.cfg.id}:probe:${e.kind}`) >= 0) {
+        this.logger?.warn({ node: node.cfg.id, failure: e.kind, ckr: e.ckr, detail: e.message }, 'HSM health probe failed');
+      }
+    }
+    node.lastProbeAt = Date.now();
+    if (node.tracker.probe(ok)) this.healthChanged(node);
+    const healthy = node.tracker.health === 'ACTIVE';
+    this.scheduleProbe(node, healthy ? this.hsm.probeIntervalMs : Math.min(this.hsm.probeIntervalMs, RECOVERY_PROBE_MS));
+  }
+
+  private onUp(node: Node): void {
+    if (!this.started) return;
+    this.logger?.info({ node: node.cfg.id, pid: node.client.pid }, 'HSM node process ready');
+    this.scheduleProbe(node, 0);
+    this.notify();
+  }
+
+  private onDown(node: Node): void {
+    clearTimeout(node.probeTimer);
+    if (node.tracker.down()) this.logHealth(node);
+    if (this.started) this.notify();
+  }
+
+  private healthChanged(node: Node): void {
+    this.logHealth(node);
+    if (this.started) this.notify();
+  }
+
+  private logHealth(node: Node): void {
+    const health = node.tracker.health;
+    const log = health === 'ACTIVE' ? this.logger?.info : this.logger?.warn;
+    log?.call(this.logger, { node: node.cfg.id, health }, `HSM node ${health}`);
+  }
+
+  private notify(): void {
+    const status = this.status();
+    for (const listener of this.listeners) {
+      try {
+        listener(status);
+      } catch (err) {
+        this.logger?.error({ err: err instanceof Error ? err.message : String(err) }, 'HSM onChange listener failed');
+      }
+    }
+  }
+}
+
+/** Failures that are answers about the request itself. */
+function answer(err: NodeCallError): XksError {
+  if (err.kind === 'key-usage') return new XksError('InvalidKeyUsageException', 'The key does not allow this operation', err.message);
+  return new XksError('InvalidCiphertextException', 'The ciphertext, IV, tag, metadata or AAD is not valid', err.message);
+}
+
+/** Every attempt failed or the budget ran out. */
+function exhausted(last: NodeCallError | undefined): XksError {
+  if (!last) return new XksError('DependencyTimeoutException', 'No HSM node is available');
+  if (last.kind === 'key-missing') return new XksError('KeyNotFoundException', 'The key is not on the HSM', last.message);
+  if (last.kind === 'internal') return new XksError('InternalException', 'The HSM failed', last.message);
+  return new XksError('DependencyTimeoutException', 'The HSM did not answer in time', last.message);
+}

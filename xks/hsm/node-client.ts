@@ -1,0 +1,248 @@
+// The parent's handle on one HSM node process: spawn it, talk to it over IPC with per-call
+// deadlines, and supervise it. A process that dies is restarted with back-off; one that stops
+// answering (missed deadlines with no answer in between) is killed with SIGKILL and restarted.
+import { fork, type ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import type { HsmNodeConfig } from '../../appliance/config/schema.js';
+import { LogLimiter } from './log-limiter.js';
+import { compiledEntry } from './package-root.js';
+import type { CallRequest, ChildMessage, InitMessage, NodeCall, OpName, OpResults, WireErrorClass } from './protocol.js';
+
+export type CallFailure = WireErrorClass | 'timeout' | 'down';
+
+export class NodeCallError extends Error {
+  constructor(
+    readonly kind: CallFailure,
+    message: string,
+    readonly ckr?: string,
+  ) {
+    super(message);
+    this.name = 'NodeCallError';
+  }
+}
+
+export interface NodeClientOptions {
+  healthKeyLabel: string;
+  /** The usual per-call deadline; the unresponsiveness window is measured in it. */
+  callTimeoutMs: number;
+  /** Consecutive missed deadlines, with nothing answered for as many call timeouts, before SIGKILL. */
+  maxMisses?: number;
+  backoffMinMs?: number;
+  backoffMaxMs?: number;
+  /** A process that was up this long before dying restarts after backoffMinMs again. */
+  stableMs?: number;
+  startTimeoutMs?: number;
+  logger?: Logger | undefined;
+}
+
+interface Pending {
+  resolve: (value: never) => void;
+  reject: (err: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+type State = 'idle' | 'starting' | 'ready' | 'down' | 'closed';
+
+/**
+ * Events: 'up' (pid) when a process is ready, 'down' (reason) when it is gone, 'fatal' (line) when
+ * a restarted process reports a configuration it cannot work with.
+ */
+export class NodeClient extends EventEmitter {
+  readonly id: string;
+  private child: ChildProcess | undefined;
+  private state: State = 'idle';
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private misses = 0;
+  private lastAnswerAt = 0;
+  private readyAt = 0;
+  private nextBackoff: number;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private firstStart: { resolve: () => void; reject: (err: Error) => void } | undefined;
+  private readonly limiter = new LogLimiter();
+  private readonly opts: Required<Omit<NodeClientOptions, 'logger'>> & { logger: Logger | undefined };
+
+  constructor(
+    private readonly cfg: HsmNodeConfig,
+    opts: NodeClientOptions,
+  ) {
+    super();
+    this.id = cfg.id;
+    this.opts = { maxMisses: 3, backoffMinMs: 100, backoffMaxMs: 5000, stableMs: 10_000, startTimeoutMs: 30_000, ...opts, logger: opts.logger };
+    this.nextBackoff = this.opts.backoffMinMs;
+  }
+
+  /** The process holding this node's sessions, while one runs. */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  get ready(): boolean {
+    return this.state === 'ready';
+  }
+
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  /** Resolves when the first process is ready; rejects with its one-line fatal error otherwise. */
+  start(): Promise<void> {
+    if (this.state !== 'idle') return Promise.reject(new Error(`HSM node ${this.id} was started already`));
+    return new Promise((resolve, reject) => {
+      this.firstStart = { resolve, reject };
+      this.spawn();
+    });
+  }
+
+  call<K extends OpName>(call: Extract<NodeCall, { op: K }>, timeoutMs: number): Promise<OpResults[K]> {
+    const child = this.child;
+    if (this.state !== 'ready' || !child?.connected) {
+      return Promise.reject(new NodeCallError('down', `HSM node ${this.id} is not running`));
+    }
+    const id = this.nextId++;
+    return new Promise<OpResults[K]>((resolve, reject) => {
+      const timer = setTimeout(() => this.onTimeout(id), timeoutMs);
+      this.pending.set(id, { resolve: resolve as (v: never) => void, reject, timer });
+      const req: CallRequest = { t: 'req', id, expiresAt: Date.now() + timeoutMs, call };
+      // A send that fails means the channel is closing: the exit handler rejects the call.
+      child.send(req);
+    });
+  }
+
+  /** SIGKILL the current process; the supervisor restarts it. */
+  kill(reason: string): void {
+    if (!this.child) return;
+    this.opts.logger?.warn({ node: this.id, pid: this.child.pid, reason }, 'killing HSM node process');
+    this.child.kill('SIGKILL');
+  }
+
+  async close(): Promise<void> {
+    const child = this.child;
+    this.state = 'closed';
+    clearTimeout(this.restartTimer);
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    // Ask nicely (the child finalizes its module on disconnect); a frozen one gets SIGKILL.
+    if (child.connected) child.disconnect();
+    const timer = setTimeout(() => child.kill('SIGKILL'), 1000);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  private spawn(): void {
+    this.state = 'starting';
+    const env = { ...process.env, ...this.cfg.env, UV_THREADPOOL_SIZE: String(Math.max(4, this.cfg.sessions)) };
+    let child: ChildProcess;
+    try {
+      child = fork(compiledEntry('xks/hsm/node-main.js'), [], {
+        serialization: 'advanced',
+        // Not the parent's loader flags (tap's TypeScript hooks): the entry is compiled JavaScript.
+        execArgv: [],
+        env,
+        // Vendor libraries may print to stdout; our stdout is the JSON log.
+        stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+      });
+    } catch (err) {
+      this.onStartFailure(`HSM node ${this.id}: cannot start its process (${err instanceof Error ? err.message : String(err)})`);
+      return;
+    }
+    this.child = child;
+    let stderrTail = '';
+    child.stderr?.on('data', (chunk: Buffer) => {
+      stderrTail = (stderrTail + chunk.toString('utf8')).slice(-2048);
+    });
+    const startTimer = setTimeout(() => this.kill(`not ready within ${this.opts.startTimeoutMs} ms`), this.opts.startTimeoutMs);
+    child.on('message', (msg: ChildMessage) => this.onMessage(child, msg, startTimer));
+    child.on('error', (err) => this.opts.logger?.debug({ node: this.id, err: err.message }, 'HSM node channel error'));
+    child.once('exit', (code, signal) => {
+      clearTimeout(startTimer);
+      this.onExit(child, code, signal, stderrTail);
+    });
+    const init: InitMessage = { t: 'init', node: this.cfg, healthKeyLabel: this.opts.healthKeyLabel };
+    child.send(init);
+  }
+
+  private onMessage(child: ChildProcess, msg: ChildMessage, startTimer: NodeJS.Timeout): void {
+    if (child !== this.child) return;
+    if (msg.t === 'res') {
+      const p = this.pending.get(msg.id);
+      this.misses = 0;
+      this.lastAnswerAt = Date.now();
+      if (!p) return;
+      this.pending.delete(msg.id);
+      clearTimeout(p.timer);
+      if (msg.ok) p.resolve(msg.value as never);
+      else p.reject(new NodeCallError(msg.error.cls, msg.error.message, msg.error.ckr));
+      return;
+    }
+    if (msg.t === 'ready') {
+      clearTimeout(startTimer);
+      if (this.state === 'closed') return;
+      this.state = 'ready';
+      this.readyAt = this.lastAnswerAt = Date.now();
+      this.misses = 0;
+      this.firstStart?.resolve();
+      this.firstStart = undefined;
+      this.emit('up', child.pid);
+      return;
+    }
+    if (msg.t === 'fatal') {
+      if (this.firstStart) this.onStartFailure(msg.message);
+      else {
+        if (this.limiter.allow('fatal') >= 0) this.opts.logger?.error({ node: this.id }, msg.message);
+        this.emit('fatal', msg.message);
+      }
+    }
+  }
+
+  private onTimeout(id: number): void {
+    const p = this.pending.get(id);
+    if (!p) return;
+    this.pending.delete(id);
+    p.reject(new NodeCallError('timeout', `HSM node ${this.id} missed its deadline`));
+    this.misses++;
+    const silentMs = Date.now() - this.lastAnswerAt;
+    if (this.misses >= this.opts.maxMisses && silentMs >= this.opts.maxMisses * this.opts.callTimeoutMs) {
+      this.kill(`${this.misses} missed deadlines, nothing answered for ${silentMs} ms`);
+    }
+  }
+
+  private onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null, stderrTail: string): void {
+    if (child !== this.child) return;
+    this.child = undefined;
+    const wasReady = this.state === 'ready';
+    for (const [id, p] of this.pending) {
+      clearTimeout(p.timer);
+      p.reject(new NodeCallError('down', `HSM node ${this.id} process exited`));
+      this.pending.delete(id);
+    }
+    const how = signal ? `signal ${signal}` : `code ${code}`;
+    if (this.firstStart) {
+      this.onStartFailure(`HSM node ${this.id}: its process exited during start-up (${how}); check the module and its configuration`);
+      return;
+    }
+    if (this.state === 'closed') return;
+    this.state = 'down';
+    this.emit('down', how);
+    if (wasReady && Date.now() - this.readyAt >= this.opts.stableMs) this.nextBackoff = this.opts.backoffMinMs;
+    const delay = this.nextBackoff;
+    this.nextBackoff = Math.min(this.nextBackoff * 2, this.opts.backoffMaxMs);
+    if (this.limiter.allow('exit') >= 0) {
+      this.opts.logger?.warn({ node: this.id, pid: child.pid, exit: how, restartInMs: delay }, 'HSM node process exited');
+      if (stderrTail) this.opts.logger?.debug({ node: this.id, stderr: stderrTail }, 'HSM node process stderr');
+    }
+    this.restartTimer = setTimeout(() => {
+      if (this.state === 'down') this.spawn();
+    }, delay);
+  }
+
+  /** The first start failed: report once, stop supervising, make sure no process is left. */
+  private onStartFailure(line: string): void {
+    const first = this.firstStart;
+    this.firstStart = undefined;
+    this.state = 'closed';
+    this.child?.kill('SIGKILL');
+    first?.reject(new Error(line));
+  }
+}

@@ -1,0 +1,69 @@
+// Entry of one HSM node process, forked by node-client.ts with `serialization: 'advanced'`. It holds
+// the node's PKCS#11 module and sessions, so a vendor library that hangs or crashes takes down this
+// process only. It reads its own PIN; a configuration it cannot work with is reported to the parent
+// as one line naming the node and the fix, and the process exits.
+import { KeyMissingError, NodeService, FatalInitError } from './node-service.js';
+import { Pkcs11CallError } from './pkcs11.js';
+import type { CallReply, CallRequest, ChildMessage, InitMessage, WireError } from './protocol.js';
+import { ExpiredError } from './session-pool.js';
+
+let service: NodeService | undefined;
+let nodeId = 'unknown';
+
+function send(msg: ChildMessage, then?: () => void): void {
+  if (!process.connected) return;
+  process.send!(msg, undefined, undefined, () => then?.());
+}
+
+async function init(msg: InitMessage): Promise<void> {
+  nodeId = msg.node.id;
+  try {
+    service = await NodeService.open(msg.node, msg.healthKeyLabel);
+    send({ t: 'ready' });
+  } catch (err) {
+    const reason = err instanceof FatalInitError ? err.message : `start-up failed (${err instanceof Error ? err.message : String(err)})`;
+    // One line, whatever the module put in its message.
+    const line = `HSM node ${nodeId}: ${reason}`.replace(/\s+/g, ' ');
+    send({ t: 'fatal', message: line }, () => process.exit(1));
+  }
+}
+
+async function handle(req: CallRequest): Promise<void> {
+  // The parent stopped waiting (a backlog after a freeze, say): skip the HSM work.
+  if (!service || Date.now() > req.expiresAt) return;
+  let reply: CallReply;
+  try {
+    const value = await service.run(req.call, req.expiresAt);
+    reply = { t: 'res', id: req.id, ok: true, value };
+  } catch (err) {
+    if (err instanceof ExpiredError) return;
+    reply = { t: 'res', id: req.id, ok: false, error: toWire(err) };
+  }
+  // Freezing blocks the event loop the way SIGSTOP would; acknowledge the request first.
+  send(reply, service.currentFault.kind === 'freeze' ? freeze : undefined);
+}
+
+function toWire(err: unknown): WireError {
+  if (err instanceof Pkcs11CallError) return { cls: err.cls, ckr: err.ckr, message: err.message };
+  if (err instanceof KeyMissingError) return { cls: 'key-missing', message: err.message };
+  return { cls: 'internal', message: err instanceof Error ? err.message : String(err) };
+}
+
+function freeze(): never {
+  const cell = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) Atomics.wait(cell, 0, 0, 60_000);
+}
+
+process.on('message', (msg: InitMessage | CallRequest) => {
+  if (msg.t === 'req') void handle(msg);
+  else if (msg.t === 'init' && !service) void init(msg);
+});
+
+// The parent is gone or closing us: release the sessions and leave.
+process.on('disconnect', () => {
+  try {
+    service?.close();
+  } finally {
+    process.exit(0);
+  }
+});

@@ -1,0 +1,205 @@
+// What one node process does with its PKCS#11 module: open it (every failure an operator can fix
+// becomes a FatalInitError saying how), then serve keyInfo / encrypt / decrypt / probe calls.
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import type { HsmNodeConfig } from '../../appliance/config/schema.js';
+import { computeCdiv } from '../cdiv.js';
+import { IvNotReturnedError, Pkcs11CallError, Pkcs11Module, TokenNotFoundError, ckrCode, type Handle } from './pkcs11.js';
+import { PinError, readPin } from './pin.js';
+import type { NodeCall, OpResults } from './protocol.js';
+import { SessionPool, type PooledSession } from './session-pool.js';
+import type { DecryptInput, EncryptInput, Fault, KeyInfo } from './types.js';
+
+/** A configuration problem: the message says what is wrong and how to fix it (no node prefix). */
+export class FatalInitError extends Error {
+  override name = 'FatalInitError';
+}
+
+/** No secret key with this label on this node's token. */
+export class KeyMissingError extends Error {
+  override name = 'KeyMissingError';
+}
+
+const PROBE_AAD = Buffer.from('xks-health-probe');
+
+export class NodeService {
+  private fault: Fault = { kind: 'none' };
+
+  private constructor(
+    private readonly cfg: HsmNodeConfig,
+    private readonly mod: Pkcs11Module,
+    private readonly pool: SessionPool,
+    private readonly healthKeyLabel: string,
+  ) {}
+
+  /** Loads the module, logs in every session, checks the health key and runs one probe. */
+  static async open(cfg: HsmNodeConfig, healthKeyLabel: string): Promise<NodeService> {
+    let pin: string;
+    try {
+      pin = readPin(cfg.pin);
+    } catch (err) {
+      throw err instanceof PinError ? new FatalInitError(err.message) : err;
+    }
+    const mod = loadModule(cfg.module);
+    const pool = new SessionPool(mod, { tokenLabel: cfg.tokenLabel, slot: cfg.slot }, pin, cfg.sessions);
+    try {
+      pool.open();
+    } catch (err) {
+      mod.finalize();
+      throw explainOpenFailure(cfg, err);
+    }
+    const service = new NodeService(cfg, mod, pool, healthKeyLabel);
+    try {
+      await service.checkHealthKey();
+      await service.probe(Date.now() + 60_000);
+    } catch (err) {
+      service.close();
+      if (err instanceof FatalInitError) throw err;
+      if (err instanceof IvNotReturnedError) {
+        throw new FatalInitError('ivMode is "hsm" but the module left the zero IV unchanged, so it does not generate IVs; set ivMode: caller for this node');
+      }
+      throw new FatalInitError(`the health-check encrypt/decrypt on "${healthKeyLabel}" failed (${describe(err)}); check the key and the module's logs`);
+    }
+    return service;
+  }
+
+  close(): void {
+    this.pool.close();
+  }
+
+  setFault(fault: Fault): void {
+    if (fault.kind === 'fail' && ckrCode(fault.ckr) === undefined) throw new Error(`unknown return value ${fault.ckr}`);
+    this.fault = fault;
+  }
+
+  get currentFault(): Fault {
+    return this.fault;
+  }
+
+  async run(call: NodeCall, expiresAt: number): Promise<OpResults[NodeCall['op']]> {
+    if (call.op === 'fault') {
+      this.setFault(call.fault);
+      return true;
+    }
+    if (this.fault.kind === 'slow') await sleep(this.fault.ms);
+    switch (call.op) {
+      case 'keyInfo':
+        return this.keyInfo(call.label, expiresAt);
+      case 'encrypt':
+        return this.encrypt(call.input, expiresAt);
+      case 'decrypt':
+        return { plaintext: await this.decrypt(call.input, expiresAt) };
+      case 'probe':
+        return this.probe(expiresAt);
+    }
+  }
+
+  private keyInfo(label: string, expiresAt: number): Promise<KeyInfo | null> {
+    return this.session(expiresAt, 'other', async (s) => {
+      const key = this.pool.key(s, label);
+      return key ? this.mod.keyInfo(s.handle, key) : null;
+    });
+  }
+
+  /** Spec C3: compute the CDIV over the exact output first, then verify it by decrypting that output. */
+  private encrypt(input: EncryptInput, expiresAt: number): Promise<OpResults['encrypt']> {
+    const { ivMode, callMode } = this.cfg;
+    return this.session(expiresAt, 'encrypt', async (s) => {
+      const key = this.keyFor(s, input.label);
+      const out = await this.mod.encrypt(s.handle, key, input.plaintext, input.hsmAad, ivMode, callMode);
+      if (!input.cdiv) return out;
+      const cdiv = computeCdiv(input.cdiv.aad, input.cdiv.metadata, out.iv, out.ciphertext, out.tag);
+      let back: Buffer;
+      try {
+        back = await this.mod.decrypt(s.handle, key, out.iv, out.ciphertext, out.tag, input.hsmAad, callMode);
+      } catch (err) {
+        // A tag failure here is the HSM's fault, not the caller's: let the cluster try elsewhere.
+        if (err instanceof Pkcs11CallError && err.cls === 'invalid-ciphertext') {
+          throw new Pkcs11CallError('internal', 'verify', err.ckr, `the verification decrypt failed (${err.ckr})`);
+        }
+        throw err;
+      }
+      if (!back.equals(input.plaintext)) throw new Pkcs11CallError('internal', 'verify', undefined, 'the verification decrypt did not return the plaintext');
+      return { ...out, cdiv };
+    });
+  }
+
+  private decrypt(input: DecryptInput, expiresAt: number): Promise<Buffer> {
+    return this.session(expiresAt, 'decrypt', (s) =>
+      this.mod.decrypt(s.handle, this.keyFor(s, input.label), input.iv, input.ciphertext, input.tag, input.hsmAad, this.cfg.callMode),
+    );
+  }
+
+  /** A full round trip on the health key: what GetHealthStatus and the cluster's prober rely on. */
+  async probe(expiresAt: number): Promise<true> {
+    const plaintext = randomBytes(32);
+    const out = await this.encrypt({ label: this.healthKeyLabel, plaintext, hsmAad: PROBE_AAD }, expiresAt);
+    const back = await this.decrypt({ label: this.healthKeyLabel, hsmAad: PROBE_AAD, ...out }, expiresAt);
+    if (!back.equals(plaintext)) throw new Pkcs11CallError('internal', 'probe', undefined, 'the probe decrypt did not return the plaintext');
+    return true;
+  }
+
+  private async checkHealthKey(): Promise<void> {
+    const info = await this.keyInfo(this.healthKeyLabel, Date.now() + 60_000);
+    const where = this.cfg.tokenLabel ? `token "${this.cfg.tokenLabel}"` : `slot ${this.cfg.slot}`;
+    const fix = 'import an AES-256 key with that CKA_LABEL allowing encrypt and decrypt (hsm.healthKeyLabel)';
+    if (!info) throw new FatalInitError(`the health-check key "${this.healthKeyLabel}" is not on ${where}; ${fix}`);
+    if (info.keyType !== 'AES' || info.valueLen !== 32 || !info.encrypt || !info.decrypt) {
+      throw new FatalInitError(`the health-check key "${this.healthKeyLabel}" is not an AES-256 key allowing encrypt and decrypt; ${fix}`);
+    }
+  }
+
+  /** Runs one operation in a pooled session, with the injected fault applied like a module error. */
+  private session<T>(expiresAt: number, op: 'encrypt' | 'decrypt' | 'other', fn: (s: PooledSession) => Promise<T>): Promise<T> {
+    return this.pool.use(expiresAt, async (s) => {
+      if (this.fault.kind === 'fail') throw Pkcs11CallError.fromCkr(this.fault.ckr, 'fault', op);
+      return fn(s);
+    });
+  }
+
+  private keyFor(s: PooledSession, label: string): Handle {
+    const key = this.pool.key(s, label);
+    if (!key) throw new KeyMissingError(`no secret key labelled "${label}" on this node`);
+    return key;
+  }
+}
+
+function loadModule(path: string): Pkcs11Module {
+  if (!existsSync(path)) throw new FatalInitError(`the PKCS#11 module ${path} does not exist; set module to the vendor library's path`);
+  try {
+    return new Pkcs11Module(path);
+  } catch (err) {
+    throw new FatalInitError(`the PKCS#11 module ${path} cannot be loaded (${describe(err)}); check that it is a PKCS#11 library for this platform`);
+  }
+}
+
+function explainOpenFailure(cfg: HsmNodeConfig, err: unknown): Error {
+  const pinSource = cfg.pin.file ? `the PIN file ${cfg.pin.file}` : `the variable ${cfg.pin.env}`;
+  if (err instanceof TokenNotFoundError) {
+    const seen = err.labels.length ? ` (tokens present: ${err.labels.map((l) => `"${l}"`).join(', ')})` : ' (no initialized token present)';
+    const env = Object.keys(cfg.env).length ? ` and its environment (${Object.keys(cfg.env).join(', ')})` : '';
+    return new FatalInitError(`${err.message}${seen}; fix tokenLabel/slot or the module's configuration${env}`);
+  }
+  if (err instanceof Pkcs11CallError) {
+    switch (err.ckr) {
+      case 'CKR_PIN_INCORRECT':
+        return new FatalInitError(`login failed: CKR_PIN_INCORRECT; put the token's user PIN in ${pinSource} (repeated failures may lock the token)`);
+      case 'CKR_PIN_LOCKED':
+        return new FatalInitError(`login failed: CKR_PIN_LOCKED; the token's security officer must unlock the user PIN`);
+      case 'CKR_PIN_EXPIRED':
+        return new FatalInitError(`login failed: CKR_PIN_EXPIRED; set a new user PIN on the token and in ${pinSource}`);
+    }
+    if (err.cls === 'login') return new FatalInitError(`login failed: ${err.ckr}; check ${pinSource}`);
+    return new FatalInitError(`${err.fn} failed with ${err.ckr ?? err.message}; check the module's configuration and logs`);
+  }
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+function describe(err: unknown): string {
+  if (err instanceof Pkcs11CallError) return err.ckr ?? err.message;
+  return err instanceof Error ? err.message : String(err);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

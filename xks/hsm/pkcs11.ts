@@ -1,0 +1,381 @@
+// A typed wrapper over pkcs11js for what the appliance needs: one module, token slots, logged-in
+// sessions, AES keys found by CKA_LABEL, and AES-GCM in one part. Every CKR_* failure becomes a
+// Pkcs11CallError whose `cls` tells the caller what to do about it.
+import pkcs11js from 'pkcs11js';
+import { randomBytes } from 'node:crypto';
+import { endianness } from 'node:os';
+import type { KeyInfo } from './types.js';
+
+export type Handle = Buffer;
+export type CallMode = 'sync' | 'async';
+export type IvMode = 'caller' | 'hsm';
+
+/** What a failed call means (architecture.md, "HSM nodes over PKCS#11"). */
+export type FailureClass =
+  /** The session or login is gone: drop the session, open a new one, log in again. */
+  | 'session'
+  /** The module or device is unwell; repeated, it is finalized and initialized again. */
+  | 'device'
+  /** GCM tag mismatch or malformed ciphertext: an answer, never retried. */
+  | 'invalid-ciphertext'
+  /** The key does not allow the operation: an answer, never retried. */
+  | 'key-usage'
+  /** PIN incorrect, locked or expired: only a human can fix it. */
+  | 'login'
+  | 'internal';
+
+const SESSION_ERRORS = new Set([
+  'CKR_SESSION_HANDLE_INVALID',
+  'CKR_SESSION_CLOSED',
+  'CKR_DEVICE_REMOVED',
+  'CKR_TOKEN_NOT_PRESENT',
+  'CKR_USER_NOT_LOGGED_IN',
+  // A stale cached key handle or a session left mid-operation: a fresh session fixes both.
+  'CKR_OBJECT_HANDLE_INVALID',
+  'CKR_KEY_HANDLE_INVALID',
+  'CKR_OPERATION_ACTIVE',
+]);
+const DEVICE_ERRORS = new Set([
+  'CKR_DEVICE_ERROR',
+  'CKR_DEVICE_MEMORY',
+  'CKR_HOST_MEMORY',
+  'CKR_GENERAL_ERROR',
+  'CKR_FUNCTION_FAILED',
+  'CKR_CRYPTOKI_NOT_INITIALIZED',
+]);
+// On decrypt, modules report a GCM tag mismatch in different ways; SoftHSM2 says CKR_GENERAL_ERROR.
+const DECRYPT_ANSWERS = new Set([
+  'CKR_ENCRYPTED_DATA_INVALID',
+  'CKR_ENCRYPTED_DATA_LEN_RANGE',
+  'CKR_GENERAL_ERROR',
+  'CKR_FUNCTION_FAILED',
+  'CKR_MECHANISM_PARAM_INVALID',
+]);
+const KEY_USAGE_ERRORS = new Set(['CKR_KEY_FUNCTION_NOT_PERMITTED', 'CKR_KEY_TYPE_INCONSISTENT', 'CKR_MECHANISM_INVALID']);
+const LOGIN_ERRORS = new Set(['CKR_PIN_INCORRECT', 'CKR_PIN_LOCKED', 'CKR_PIN_EXPIRED', 'CKR_PIN_INVALID', 'CKR_PIN_LEN_RANGE']);
+
+export type Operation = 'encrypt' | 'decrypt' | 'other';
+
+export function classify(ckr: string, op: Operation): FailureClass {
+  if (op === 'decrypt' && DECRYPT_ANSWERS.has(ckr)) return 'invalid-ciphertext';
+  if (SESSION_ERRORS.has(ckr)) return 'session';
+  if (DEVICE_ERRORS.has(ckr)) return 'device';
+  if (KEY_USAGE_ERRORS.has(ckr)) return 'key-usage';
+  if (LOGIN_ERRORS.has(ckr)) return 'login';
+  return 'internal';
+}
+
+function reverseMap(prefix: string): Map<number, string> {
+  const map = new Map<number, string>();
+  for (const [name, value] of Object.entries(pkcs11js)) {
+    if (name.startsWith(prefix) && typeof value === 'number' && !map.has(value)) map.set(value, name);
+  }
+  return map;
+}
+const CKR_NAMES = reverseMap('CKR_');
+const CKR_CODES = new Map([...CKR_NAMES].map(([code, name]) => [name, code]));
+const CKK_NAMES = reverseMap('CKK_');
+
+export function ckrName(code: number): string {
+  return CKR_NAMES.get(code) ?? `CKR_0x${code.toString(16)}`;
+}
+
+/** The numeric code of a CKR_* name, or undefined when pkcs11js does not know it. */
+export function ckrCode(name: string): number | undefined {
+  return CKR_CODES.get(name);
+}
+
+/** A failed PKCS#11 call. `ckr` is undefined when the failure did not come from the module. */
+export class Pkcs11CallError extends Error {
+  constructor(
+    readonly cls: FailureClass,
+    readonly fn: string,
+    readonly ckr: string | undefined,
+    message = `${fn}: ${ckr}`,
+  ) {
+    super(message);
+    this.name = 'Pkcs11CallError';
+  }
+
+  static fromCkr(ckr: string, fn: string, op: Operation): Pkcs11CallError {
+    return new Pkcs11CallError(classify(ckr, op), fn, ckr);
+  }
+}
+
+/** Turns whatever pkcs11js threw into a Pkcs11CallError (non-CKR failures are 'internal'). */
+function wrap(err: unknown, fn: string, op: Operation): Pkcs11CallError {
+  if (err instanceof Pkcs11CallError) return err;
+  if (err instanceof pkcs11js.Pkcs11Error) return Pkcs11CallError.fromCkr(ckrName(err.code), fn, op);
+  return internal(fn, err instanceof Error ? err.message : String(err));
+}
+
+function call<T>(fn: string, op: Operation, f: () => T): T {
+  try {
+    return f();
+  } catch (err) {
+    throw wrap(err, fn, op);
+  }
+}
+
+async function callAsync<T>(fn: string, op: Operation, f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (err) {
+    throw wrap(err, fn, op);
+  }
+}
+
+/** CK_ULONG attribute values arrive as native-endian bytes. */
+function readUlong(buf: Buffer | undefined): number {
+  if (!buf || buf.length === 0) return 0;
+  const le = endianness() === 'LE';
+  if (buf.length === 8) return Number(le ? buf.readBigUInt64LE() : buf.readBigUInt64BE());
+  if (buf.length === 4) return le ? buf.readUInt32LE() : buf.readUInt32BE();
+  return buf[0] ?? 0;
+}
+
+function readBool(buf: Buffer | undefined): boolean {
+  return !!buf && buf.length > 0 && buf[0] !== 0;
+}
+
+export interface TokenSelector {
+  tokenLabel?: string | undefined;
+  slot?: number | undefined;
+}
+
+export class TokenNotFoundError extends Error {
+  constructor(
+    message: string,
+    readonly labels: string[],
+  ) {
+    super(message);
+    this.name = 'TokenNotFoundError';
+  }
+}
+
+export interface GcmResult {
+  iv: Buffer;
+  ciphertext: Buffer;
+  tag: Buffer;
+}
+
+const TAG_BYTES = 16;
+const IV_BYTES = 12;
+
+/** Thrown when ivMode is 'hsm' and the module left the zero IV unchanged: never return a zero IV. */
+export class IvNotReturnedError extends Error {
+  constructor() {
+    super('the module did not write an IV back (ivMode "hsm" needs a module that generates the IV)');
+    this.name = 'IvNotReturnedError';
+  }
+}
+
+export class Pkcs11Module {
+  private readonly lib: pkcs11js.PKCS11;
+
+  /** Loads the shared library; throws a plain Error when the file cannot be loaded. */
+  constructor(readonly path: string) {
+    this.lib = new pkcs11js.PKCS11();
+    this.lib.load(path);
+  }
+
+  /** CKF_OS_LOCKING_OK is mandatory: without it SoftHSM2 corrupts its heap under concurrent async calls. */
+  initialize(): void {
+    try {
+      this.lib.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
+    } catch (err) {
+      const e = wrap(err, 'C_Initialize', 'other');
+      if (e.ckr !== 'CKR_CRYPTOKI_ALREADY_INITIALIZED') throw e;
+    }
+  }
+
+  /** Invalidates every session and handle of this module. */
+  finalize(): void {
+    try {
+      this.lib.C_Finalize();
+    } catch {
+      // Already finalized or the device is gone: either way there is nothing left to release.
+    }
+  }
+
+  findSlot(sel: TokenSelector): Handle {
+    const slots = call('C_GetSlotList', 'other', () => this.lib.C_GetSlotList(true));
+    if (sel.tokenLabel === undefined) {
+      const slot = slots[sel.slot ?? 0];
+      if (!slot) throw new TokenNotFoundError(`there is no slot with index ${sel.slot ?? 0} (the module has ${slots.length} slots with a token)`, []);
+      return slot;
+    }
+    const labels: string[] = [];
+    for (const slot of slots) {
+      const info = call('C_GetTokenInfo', 'other', () => this.lib.C_GetTokenInfo(slot));
+      // Token labels are blank-padded to 32 bytes; an uninitialized token has an empty label.
+      const label = info.label.trimEnd();
+      if (label === sel.tokenLabel) return slot;
+      if (label) labels.push(label);
+    }
+    throw new TokenNotFoundError(`no token labelled "${sel.tokenLabel}"`, labels);
+  }
+
+  openSession(slot: Handle, readWrite = false): Handle {
+    const flags = pkcs11js.CKF_SERIAL_SESSION | (readWrite ? pkcs11js.CKF_RW_SESSION : 0);
+    return call('C_OpenSession', 'other', () => this.lib.C_OpenSession(slot, flags));
+  }
+
+  closeSession(session: Handle): void {
+    try {
+      this.lib.C_CloseSession(session);
+    } catch {
+      // The session is dead already, which is why it is being closed.
+    }
+  }
+
+  /** Login state is per token and application: CKR_USER_ALREADY_LOGGED_IN is success. */
+  login(session: Handle, pin: string, userType: number = pkcs11js.CKU_USER): void {
+    try {
+      this.lib.C_Login(session, userType, pin);
+    } catch (err) {
+      const e = wrap(err, 'C_Login', 'other');
+      if (e.ckr !== 'CKR_USER_ALREADY_LOGGED_IN') throw e;
+    }
+  }
+
+  logout(session: Handle): void {
+    call('C_Logout', 'other', () => this.lib.C_Logout(session));
+  }
+
+  /** Finds the secret key with this CKA_LABEL; null when absent. Two matches are a configuration error. */
+  findSecretKey(session: Handle, label: string): Handle | null {
+    const template = [
+      { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+      { type: pkcs11js.CKA_LABEL, value: label },
+    ];
+    call('C_FindObjectsInit', 'other', () => this.lib.C_FindObjectsInit(session, template));
+    let found: Handle[];
+    try {
+      found = call('C_FindObjects', 'other', () => this.lib.C_FindObjects(session, 2));
+    } finally {
+      // Always: SoftHSM2 answers CKR_OPERATION_ACTIVE to the next search otherwise.
+      call('C_FindObjectsFinal', 'other', () => this.lib.C_FindObjectsFinal(session));
+    }
+    if (found.length > 1) throw internal('C_FindObjects', `more than one secret key is labelled "${label}"`);
+    return found[0] ?? null;
+  }
+
+  keyInfo(session: Handle, key: Handle): KeyInfo {
+    const attrs = call('C_GetAttributeValue', 'other', () =>
+      this.lib.C_GetAttributeValue(session, key, [
+        { type: pkcs11js.CKA_KEY_TYPE },
+        { type: pkcs11js.CKA_ENCRYPT },
+        { type: pkcs11js.CKA_DECRYPT },
+      ]),
+    );
+    const keyType = readUlong(attrs[0]?.value as Buffer | undefined);
+    let valueLen = 0;
+    try {
+      // Not every key type has CKA_VALUE_LEN (DES3 does not): 0 means "the token does not say".
+      const [len] = this.lib.C_GetAttributeValue(session, key, [{ type: pkcs11js.CKA_VALUE_LEN }]);
+      valueLen = readUlong(len?.value as Buffer | undefined);
+    } catch (err) {
+      const e = wrap(err, 'C_GetAttributeValue', 'other');
+      if (e.ckr !== 'CKR_ATTRIBUTE_TYPE_INVALID') throw e;
+    }
+    return {
+      keyType: (CKK_NAMES.get(keyType) ?? `0x${keyType.toString(16)}`).replace(/^CKK_/, ''),
+      valueLen,
+      encrypt: readBool(attrs[1]?.value as Buffer | undefined),
+      decrypt: readBool(attrs[2]?.value as Buffer | undefined),
+    };
+  }
+
+  /**
+   * AES-GCM encrypt in one part. ivMode 'caller' draws 12 random bytes; 'hsm' passes 12 zero bytes
+   * that the module overwrites (pkcs11js hands the Buffer's own memory to the module as pIv, it
+   * does not copy it), and refuses the result if the IV is still all zeros.
+   */
+  async encrypt(session: Handle, key: Handle, plaintext: Buffer, aad: Buffer, ivMode: IvMode, mode: CallMode): Promise<GcmResult> {
+    const iv = ivMode === 'caller' ? randomBytes(IV_BYTES) : Buffer.alloc(IV_BYTES);
+    call('C_EncryptInit', 'encrypt', () => this.lib.C_EncryptInit(session, gcm(iv, aad), key));
+    const out = Buffer.allocUnsafe(plaintext.length + TAG_BYTES);
+    const result =
+      mode === 'sync'
+        ? call('C_Encrypt', 'encrypt', () => this.lib.C_Encrypt(session, plaintext, out))
+        : await callAsync('C_Encrypt', 'encrypt', () => this.lib.C_EncryptAsync(session, plaintext, out));
+    // The native worker holds raw pointers only: keep the input alive until the call returned.
+    keepAlive(plaintext, aad);
+    if (result.length !== plaintext.length + TAG_BYTES) {
+      throw internal('C_Encrypt', `output is ${result.length} bytes, expected ciphertext||tag of ${plaintext.length + TAG_BYTES}`);
+    }
+    if (ivMode === 'hsm' && iv.every((b) => b === 0)) throw new IvNotReturnedError();
+    const n = plaintext.length;
+    return { iv, ciphertext: result.subarray(0, n), tag: result.subarray(n) };
+  }
+
+  /** AES-GCM decrypt in one part; a tag mismatch throws with cls 'invalid-ciphertext'. */
+  async decrypt(session: Handle, key: Handle, iv: Buffer, ciphertext: Buffer, tag: Buffer, aad: Buffer, mode: CallMode): Promise<Buffer> {
+    call('C_DecryptInit', 'decrypt', () => this.lib.C_DecryptInit(session, gcm(iv, aad), key));
+    const input = Buffer.concat([ciphertext, tag]);
+    // Some modules want room for the whole input before they know the tag verifies.
+    const out = Buffer.allocUnsafe(input.length);
+    const result =
+      mode === 'sync'
+        ? call('C_Decrypt', 'decrypt', () => this.lib.C_Decrypt(session, input, out))
+        : await callAsync('C_Decrypt', 'decrypt', () => this.lib.C_DecryptAsync(session, input, out));
+    keepAlive(input, iv, aad);
+    if (result.length !== ciphertext.length) {
+      throw internal('C_Decrypt', `output is ${result.length} bytes, expected ${ciphertext.length}`);
+    }
+    return result;
+  }
+
+  // Provisioning (appliance/demo/tokens.ts); not on the data path.
+
+  /** Slots whose token is not initialized yet (SoftHSM2 always offers one). */
+  freeSlots(): Handle[] {
+    const slots = call('C_GetSlotList', 'other', () => this.lib.C_GetSlotList(true));
+    return slots.filter((s) => (this.lib.C_GetTokenInfo(s).flags & pkcs11js.CKF_TOKEN_INITIALIZED) === 0);
+  }
+
+  initToken(slot: Handle, soPin: string, label: string): void {
+    call('C_InitToken', 'other', () => this.lib.C_InitToken(slot, soPin, label.padEnd(32, ' ')));
+  }
+
+  initUserPin(session: Handle, pin: string): void {
+    call('C_InitPIN', 'other', () => this.lib.C_InitPIN(session, pin));
+  }
+
+  /** Imports a secret key as a sensitive, non-extractable token object. */
+  importSecretKey(
+    session: Handle,
+    k: { label: string; material: Buffer; keyType: 'AES' | 'GENERIC_SECRET'; encrypt: boolean; decrypt: boolean },
+  ): Handle {
+    const template = [
+      { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+      { type: pkcs11js.CKA_KEY_TYPE, value: k.keyType === 'AES' ? pkcs11js.CKK_AES : pkcs11js.CKK_GENERIC_SECRET },
+      { type: pkcs11js.CKA_VALUE, value: k.material },
+      { type: pkcs11js.CKA_TOKEN, value: true },
+      { type: pkcs11js.CKA_PRIVATE, value: true },
+      { type: pkcs11js.CKA_SENSITIVE, value: true },
+      { type: pkcs11js.CKA_EXTRACTABLE, value: false },
+      { type: pkcs11js.CKA_ENCRYPT, value: k.encrypt },
+      { type: pkcs11js.CKA_DECRYPT, value: k.decrypt },
+      { type: pkcs11js.CKA_LABEL, value: k.label },
+    ];
+    return call('C_CreateObject', 'other', () => this.lib.C_CreateObject(session, template));
+  }
+}
+
+export const CKU_SO: number = pkcs11js.CKU_SO;
+
+function gcm(iv: Buffer, aad: Buffer): pkcs11js.Mechanism {
+  // CK_PARAMS_GCM fills ulIvBits; pkcs11js's CK_PARAMS_AES_GCM leaves it uninitialized.
+  const parameter: pkcs11js.GcmParams = { type: pkcs11js.CK_PARAMS_GCM, iv, ivBits: iv.length * 8, aad, tagBits: TAG_BYTES * 8 };
+  return { mechanism: pkcs11js.CKM_AES_GCM, parameter };
+}
+
+function internal(fn: string, message: string): Pkcs11CallError {
+  return new Pkcs11CallError('internal', fn, undefined, `${fn}: ${message}`);
+}
+
+function keepAlive(...bufs: Buffer[]): void {
+  void bufs;
+}

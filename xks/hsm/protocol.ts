@@ -1,0 +1,54 @@
+// IPC between the cluster (parent) and one HSM node process (child). The channel uses
+// `serialization: 'advanced'`, so Buffers cross it as Buffers. PINs never cross it: the child reads
+// its PIN from the file or environment variable the node configuration names.
+import type { HsmNodeConfig } from '../../appliance/config/schema.js';
+import type { DecryptInput, EncryptInput, Fault, KeyInfo } from './types.js';
+import type { FailureClass } from './pkcs11.js';
+
+export interface InitMessage {
+  t: 'init';
+  node: HsmNodeConfig;
+  healthKeyLabel: string;
+}
+
+export type NodeCall =
+  | { op: 'keyInfo'; label: string }
+  | { op: 'encrypt'; input: EncryptInput }
+  | { op: 'decrypt'; input: DecryptInput }
+  | { op: 'probe' }
+  | { op: 'fault'; fault: Fault };
+
+export type OpName = NodeCall['op'];
+
+export interface OpResults {
+  keyInfo: KeyInfo | null;
+  encrypt: { iv: Buffer; ciphertext: Buffer; tag: Buffer; cdiv?: Buffer };
+  decrypt: { plaintext: Buffer };
+  probe: true;
+  fault: true;
+}
+
+export interface CallRequest {
+  t: 'req';
+  id: number;
+  /** Date.now() after which the parent has given up: the child skips the work. */
+  expiresAt: number;
+  call: NodeCall;
+}
+
+/**
+ * Why a call failed, as the cluster sees it: the PKCS#11 classes, plus 'key-missing' (no key with
+ * that label on this node).
+ */
+export type WireErrorClass = FailureClass | 'key-missing';
+
+export interface WireError {
+  cls: WireErrorClass;
+  ckr?: string | undefined;
+  /** For our own log only: never sent to KMS. */
+  message: string;
+}
+
+export type CallReply = { t: 'res'; id: number; ok: true; value: unknown } | { t: 'res'; id: number; ok: false; error: WireError };
+
+export type ChildMessage = { t: 'ready' } | { t: 'fatal'; message: string } | CallReply;
