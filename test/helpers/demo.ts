@@ -1,0 +1,107 @@
+// Start the appliance the way every acceptance check does: `bin/xks demo` in a child process,
+// ready when DIR/demo.json appears (shared/demo-contract.md).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export const ROOT = resolve(import.meta.dirname, '..', '..');
+export const XKS_BIN = join(ROOT, 'bin', 'xks');
+
+export interface DemoJson {
+  pid: number;
+  endpoint: string;
+  store: string;
+  uriPath: string;
+  region: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  secondCredential: { accessKeyId: string; secretAccessKey: string };
+  caFile: string;
+  clientCert?: string;
+  clientKey?: string;
+  wrongClientCert?: string;
+  wrongClientKey?: string;
+  keys: { encryptDecrypt: string; encryptOnly: string; decryptOnly: string; noUsage: string; disabled: string };
+  healthzUrl: string;
+  metricsUrl: string;
+  healthHttpUrl: string;
+  agentCheckPort: number;
+  configFile: string;
+  auditLog: string;
+  kmsProxyConfigFile: string;
+  hsmNodes: Array<{ id: string; pid: number; health: string }>;
+  haproxy?: { endpoint: string; monitorUrl: string; configFile: string; pid: number };
+}
+
+export interface RunningDemo {
+  dir: string;
+  port: number;
+  demo: DemoJson;
+  proc: ChildProcess;
+  output(): string;
+  /** Re-read demo.json (pids change when nodes restart). */
+  reload(): DemoJson;
+  stop(): Promise<number | null>;
+}
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((res) => {
+    const s = net.createServer().once('error', () => res(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => res(true)));
+  });
+}
+
+/** A run of `span` free consecutive ports. */
+export async function freePorts(span: number): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const base = 20000 + Math.floor(Math.random() * 40000);
+    let ok = true;
+    for (let p = base; p < base + span && ok; p++) ok = await portFree(p);
+    if (ok) return base;
+  }
+  throw new Error('no free ports');
+}
+
+export async function startDemo(args: string[] = [], opts: { dir?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<RunningDemo> {
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'xks-demo-'));
+  const port = await freePorts(8);
+  let out = '';
+  const proc = spawn(XKS_BIN, ['demo', '--dir', dir, '--port', String(port), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const file = join(dir, 'demo.json');
+  const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
+  while (!existsSync(file)) {
+    if (proc.exitCode !== null || Date.now() > deadline) {
+      proc.kill('SIGKILL');
+      throw new Error(`demo did not become ready (exit ${proc.exitCode}):\n${out.slice(-3000)}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const reload = () => JSON.parse(readFileSync(file, 'utf8')) as DemoJson;
+  const running: RunningDemo = {
+    dir,
+    port,
+    demo: reload(),
+    proc,
+    output: () => out,
+    reload,
+    stop: () =>
+      new Promise((res) => {
+        if (proc.exitCode !== null) return res(proc.exitCode);
+        const t = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+        proc.once('exit', (code) => {
+          clearTimeout(t);
+          res(code);
+        });
+        proc.kill('SIGTERM');
+      }),
+  };
+  return running;
+}
+
+export function removeDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
