@@ -101,7 +101,8 @@ export function parseRequestMetadata(body: Record<string, unknown>, op: Operatio
     }
   }
   for (const field of REQUIRED_METADATA[op]) {
-    if (typeof raw[field] !== 'string' || raw[field] === '') throw invalid(`requestMetadata.${field} is required`);
+    // Present and a string; the value itself is opaque (M1, M4): even "" is KMS's to send.
+    if (typeof raw[field] !== 'string') throw invalid(`requestMetadata.${field} is required`);
   }
   return { ...(raw as Omit<RequestMetadata, 'raw'>), raw };
 }
