@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { checkServerCertificate } from './certs/check.js';
 import { ConfigError, loadCredentials, type LoadedConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
+import { controlSocketPath, startControlServer } from './control/server.js';
 import type { Logger } from './logging.js';
 import { createApiListener, type ApiListener } from '../gateway/listener.js';
 import { agentReply, healthCheckBody, startAgentCheck, startHealthHttp, startMetricsHttp, type InstanceHealth, type SideServer } from '../gateway/health.js';
@@ -65,6 +66,10 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
     if (audit) closers.push(() => audit.close());
 
     let draining = false;
+    const setDraining = (d: boolean) => {
+      draining = d;
+      logger.info({ draining: d }, d ? 'draining: load balancers are told to stop sending traffic' : 'drain ended');
+    };
     const health = (): InstanceHealth => {
       const nodes = hsm.status();
       return { canServe: canServe(nodes), capacity: nodes.filter((n) => n.health === 'ACTIVE').length / Math.max(1, nodes.length), draining };
@@ -102,6 +107,15 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
     if (config.metrics.port) side.push(await startMetricsHttp(host, config.metrics.port, () => metrics.registry.metrics(), metrics.registry.contentType));
     if (config.health.httpPort) side.push(await startHealthHttp(config.server.host, config.health.httpPort, config.health.path, health));
     if (config.health.agentPort) side.push(await startAgentCheck(config.server.host, config.health.agentPort, health));
+    const control = await startControlServer(controlSocketPath(loaded.file), {
+      status: () => ({ api, draining, health: health(), agent: agentReply(health()).trim(), nodes: hsm.status() }),
+      setDraining,
+      injectFault: (node, fault) => {
+        logger.warn({ node, fault }, 'fault injected');
+        return hsm.injectFault(node, fault);
+      },
+    });
+    closers.push(() => control.close());
     logger.info({ address: api.address, port: api.port, stores: stores.map((s) => s.uriPath), agent: agentReply(health()).trim() }, 'xks proxy ready');
     return {
       config,
@@ -109,9 +123,7 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
       metrics,
       api,
       health,
-      setDraining(d) {
-        draining = d;
-      },
+      setDraining,
       close: closeAll,
     };
   } catch (err) {

@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config/load.js';
 import { CliError } from './errors.js';
+import { register as registerControl } from './control.js';
 import { register as registerDemo } from './demo.js';
 import { register as registerHaproxy } from './haproxy.js';
 
@@ -13,6 +14,7 @@ export async function main(argv: string[]): Promise<void> {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   registerDemo(program);
+  registerControl(program);
   registerHaproxy(program);
   try {
     await program.parseAsync(argv);

@@ -1,0 +1,43 @@
+// Operator commands that act on a running appliance through its control socket.
+import { InvalidArgumentError, type Command } from 'commander';
+import { resolve } from 'node:path';
+import { controlCall } from '../control/client.js';
+
+const print = (out: unknown): void => {
+  process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+};
+
+function intArg(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('a positive whole number');
+  return n;
+}
+
+export function register(program: Command): void {
+  program
+    .command('status')
+    .description('Show the running appliance: HSM nodes, their health and pids, drain state')
+    .requiredOption('--config <FILE>', 'configuration file of the running appliance')
+    .action(async (o: { config: string }) => print(await controlCall(resolve(o.config), '/status')));
+  program
+    .command('drain')
+    .description('Maintenance: tell load balancers to stop sending new connections (agent-check "drain", health check 503); in-flight requests finish')
+    .requiredOption('--config <FILE>', 'configuration file of the running appliance')
+    .action(async (o: { config: string }) => print(await controlCall(resolve(o.config), '/drain')));
+  program
+    .command('undrain')
+    .description('End maintenance: load balancers send traffic again')
+    .requiredOption('--config <FILE>', 'configuration file of the running appliance')
+    .action(async (o: { config: string }) => print(await controlCall(resolve(o.config), '/undrain')));
+  program
+    .command('fault')
+    .description('Fault injection for tests and demos: make one HSM node slow, failing or frozen, or clear it (kind none)')
+    .requiredOption('--config <FILE>', 'configuration file of the running appliance')
+    .requiredOption('--node <ID>', 'HSM node id, e.g. hsm-1')
+    .requiredOption('--kind <KIND>', 'none | slow | fail | freeze')
+    .option('--ms <MS>', 'with slow: delay added to every call', intArg)
+    .option('--ckr <CKR_NAME>', 'with fail: the PKCS#11 error every call returns', 'CKR_DEVICE_ERROR')
+    .action(async (o: { config: string; node: string; kind: string; ms?: number; ckr: string }) =>
+      print(await controlCall(resolve(o.config), '/fault', { node: o.node, kind: o.kind, ms: o.ms, ckr: o.ckr })),
+    );
+}
