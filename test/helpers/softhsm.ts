@@ -4,6 +4,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type { HsmCluster } from '../../xks/hsm/types.js';
 import type { HsmConfig, HsmNodeConfig } from '../../appliance/config/schema.js';
 import { provisionToken, writeSoftHsmConf, type TokenKey } from '../../appliance/demo/tokens.js';
 
@@ -95,4 +97,59 @@ export async function makeTestHsm(opts: TestHsmOptions = {}): Promise<TestHsm> {
     rmSync(dir, { recursive: true, force: true });
     throw err;
   }
+}
+
+/** Polls `check` every 20 ms until it returns true; rejects after `timeoutMs` with `what`. */
+export async function waitFor(what: string, check: () => boolean, timeoutMs = 15_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+export interface LoadResult {
+  ok: number;
+  /** errorName (or message) -> count */
+  failures: Record<string, number>;
+}
+
+/**
+ * Keeps `concurrency` encrypts of 256 bytes in flight, each with the configured request budget,
+ * until `during` has finished and at least `minOps` ran; bounded by `maxOps` and `maxMs`.
+ */
+export async function encryptLoad(
+  cluster: HsmCluster,
+  opts: { concurrency: number; minOps: number; maxOps: number; maxMs: number; budgetMs: number },
+  during: () => Promise<void>,
+): Promise<LoadResult> {
+  const result: LoadResult = { ok: 0, failures: {} };
+  const plaintext = randomBytes(256);
+  const hsmAad = Buffer.from([0, 0, 1, 1]);
+  const started = Date.now();
+  let done = false;
+  let ops = 0;
+  const worker = async () => {
+    while (ops < opts.maxOps && Date.now() - started < opts.maxMs && (!done || ops < opts.minOps)) {
+      ops++;
+      try {
+        const out = await cluster.encrypt({ label: LABELS.aes, plaintext, hsmAad }, performance.now() + opts.budgetMs);
+        if (out.ciphertext.length !== plaintext.length) throw new Error('bad ciphertext length');
+        result.ok++;
+      } catch (err) {
+        const name = (err as { errorName?: string }).errorName ?? (err as Error).message;
+        result.failures[name] = (result.failures[name] ?? 0) + 1;
+        // Fast rejections must not starve timers (a microtask-only loop would).
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    }
+  };
+  const workers = Array.from({ length: opts.concurrency }, worker);
+  try {
+    await during();
+  } finally {
+    done = true;
+    await Promise.all(workers);
+  }
+  return result;
 }

@@ -10,15 +10,20 @@ import { LogLimiter } from './log-limiter.js';
 import { NodeCallError, NodeClient, type CallFailure } from './node-client.js';
 import { NodeHealthTracker } from './node-health.js';
 import type { NodeCall, OpName, OpResults } from './protocol.js';
-import type { DecryptInput, DecryptOutput, EncryptInput, EncryptOutput, Fault, HsmCluster, KeyInfo, NodeStatus } from './types.js';
+import type { DecryptInput, DecryptOutput, EncryptInput, EncryptOutput, Fault, HsmCluster, KeyInfo, NodeHealth, NodeStatus } from './types.js';
 
 /** Calls in flight per node before new requests are refused (429) rather than queued. */
 const IN_FLIGHT_PER_SESSION = 8;
 const MIN_IN_FLIGHT = 32;
 /** Below this much budget a call cannot succeed: answer 503 now. */
 const MIN_CALL_MS = 1;
+/** The first probe is not on a request path: a slow start is not a failure. */
+const START_PROBE_MS = 5000;
 /** How often a node out of rotation is probed, at most. */
 const RECOVERY_PROBE_MS = 200;
+
+/** Preference between nodes in rotation, on top of their weights. */
+const HEALTH_FACTOR: Record<NodeHealth, number> = { ACTIVE: 4, DEGRADED: 1, UNAVAILABLE: 1 };
 
 const FINAL: ReadonlySet<CallFailure> = new Set<CallFailure>(['invalid-ciphertext', 'key-usage']);
 
@@ -27,6 +32,7 @@ interface Node {
   cfg: HsmNodeConfig;
   tracker: NodeHealthTracker;
   maxInFlight: number;
+  calls: number;
   lastProbeAt: number | undefined;
   probeTimer: NodeJS.Timeout | undefined;
 }
@@ -54,6 +60,7 @@ class Cluster implements HsmCluster {
         cfg,
         tracker: new NodeHealthTracker(),
         maxInFlight: Math.max(MIN_IN_FLIGHT, cfg.sessions * IN_FLIGHT_PER_SESSION),
+        calls: 0,
         lastProbeAt: undefined,
         probeTimer: undefined,
       };
@@ -103,6 +110,7 @@ class Cluster implements HsmCluster {
       health: n.tracker.health,
       pid: n.client.pid,
       lastProbeAt: n.lastProbeAt,
+      calls: n.calls,
     }));
   }
 
@@ -141,6 +149,7 @@ class Cluster implements HsmCluster {
       }
       if (!choice) break;
       tried.add(choice);
+      choice.calls++;
       try {
         const value = await choice.client.call(call, Math.min(this.hsm.callTimeoutMs, remaining));
         this.live(choice, 'ok');
@@ -154,8 +163,14 @@ class Cluster implements HsmCluster {
     throw exhausted(last);
   }
 
-  /** The usable node with the best weight per call in flight, skipping `tried`; 'busy' when all are full. */
+  /**
+   * The node with the best weight per call in flight, skipping `tried`; 'busy' when all are full.
+   * UNAVAILABLE nodes whose process runs are a last resort, used only while no node is in rotation:
+   * when a stall of this process made every node look dead at once, refusing everything until the
+   * prober re-admits them would turn a blip into an outage.
+   */
   private pick(tried: Set<Node> | undefined): Node | 'busy' | undefined {
+    const inRotation = this.nodes.some((n) => n.client.ready && n.tracker.health !== 'UNAVAILABLE');
     let best: Node | undefined;
     let bestScore = 0;
     let busy = false;
@@ -163,13 +178,13 @@ class Cluster implements HsmCluster {
     const start = this.rr++ % count;
     for (let i = 0; i < count; i++) {
       const n = this.nodes[(start + i) % count]!;
-      if (tried?.has(n) || !n.client.ready || n.tracker.health === 'UNAVAILABLE') continue;
+      if (tried?.has(n) || !n.client.ready || (inRotation && n.tracker.health === 'UNAVAILABLE')) continue;
       const inFlight = n.client.inFlight;
       if (inFlight >= n.maxInFlight) {
         busy = true;
         continue;
       }
-      const score = (n.tracker.weight * (n.tracker.health === 'ACTIVE' ? 2 : 1)) / (1 + inFlight);
+      const score = (n.tracker.weight * HEALTH_FACTOR[n.tracker.health]) / (1 + inFlight);
       if (score > bestScore) {
         best = n;
         bestScore = score;
@@ -194,7 +209,7 @@ class Cluster implements HsmCluster {
 
   private async firstProbe(node: Node): Promise<void> {
     try {
-      await node.client.call({ op: 'probe' }, this.probeTimeoutMs());
+      await node.client.call({ op: 'probe' }, START_PROBE_MS);
     } catch (err) {
       const why = err instanceof NodeCallError ? (err.ckr ?? err.kind) : String(err);
       throw new Error(`HSM node ${node.cfg.id}: the first health probe failed (${why}); check the node's module and health-check key`);
@@ -203,10 +218,6 @@ class Cluster implements HsmCluster {
     node.tracker.admit();
   }
 
-  /** A probe is an encrypt and a decrypt: it gets two call deadlines. */
-  private probeTimeoutMs(): number {
-    return 2 * this.hsm.callTimeoutMs;
-  }
 
   private scheduleProbe(node: Node, delayMs: number): void {
     clearTimeout(node.probeTimer);
@@ -220,7 +231,7 @@ class Cluster implements HsmCluster {
     if (this.closed || !node.client.ready) return;
     let ok = false;
     try {
-      await node.client.call({ op: 'probe' }, this.probeTimeoutMs());
+      await node.client.call({ op: 'probe' }, this.hsm.callTimeoutMs);
       ok = true;
     } catch (err) {
       const e = err instanceof NodeCallError ? err : new NodeCallError('internal', String(err));

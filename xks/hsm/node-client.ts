@@ -26,7 +26,7 @@ export interface NodeClientOptions {
   healthKeyLabel: string;
   /** The usual per-call deadline; the unresponsiveness window is measured in it. */
   callTimeoutMs: number;
-  /** Consecutive missed deadlines, with nothing answered for as many call timeouts, before SIGKILL. */
+  /** Consecutive missed deadlines, with nothing answered in time for as many call timeouts, before SIGKILL. */
   maxMisses?: number;
   backoffMinMs?: number;
   backoffMaxMs?: number;
@@ -102,7 +102,9 @@ export class NodeClient extends EventEmitter {
     }
     const id = this.nextId++;
     return new Promise<OpResults[K]>((resolve, reject) => {
-      const timer = setTimeout(() => this.onTimeout(id), timeoutMs);
+      // Checked after the I/O phase: when this process itself was stalled, a reply may already be
+      // waiting in the channel, and the node should not be blamed for our lateness.
+      const timer = setTimeout(() => setImmediate(() => this.onTimeout(id)), timeoutMs);
       this.pending.set(id, { resolve: resolve as (v: never) => void, reject, timer });
       const req: CallRequest = { t: 'req', id, expiresAt: Date.now() + timeoutMs, call };
       // A send that fails means the channel is closing: the exit handler rejects the call.
@@ -167,9 +169,10 @@ export class NodeClient extends EventEmitter {
     if (child !== this.child) return;
     if (msg.t === 'res') {
       const p = this.pending.get(msg.id);
+      // A late answer (its call timed out already) is still a missed deadline.
+      if (!p) return;
       this.misses = 0;
       this.lastAnswerAt = Date.now();
-      if (!p) return;
       this.pending.delete(msg.id);
       clearTimeout(p.timer);
       if (msg.ok) p.resolve(msg.value as never);

@@ -296,12 +296,13 @@ export class Pkcs11Module {
     const iv = ivMode === 'caller' ? randomBytes(IV_BYTES) : Buffer.alloc(IV_BYTES);
     call('C_EncryptInit', 'encrypt', () => this.lib.C_EncryptInit(session, gcm(iv, aad), key));
     const out = Buffer.allocUnsafe(plaintext.length + TAG_BYTES);
+    const input = nonNull(plaintext);
     const result =
       mode === 'sync'
-        ? call('C_Encrypt', 'encrypt', () => this.lib.C_Encrypt(session, plaintext, out))
-        : await callAsync('C_Encrypt', 'encrypt', () => this.lib.C_EncryptAsync(session, plaintext, out));
+        ? call('C_Encrypt', 'encrypt', () => this.lib.C_Encrypt(session, input, out))
+        : await callAsync('C_Encrypt', 'encrypt', () => this.lib.C_EncryptAsync(session, input, out));
     // The native worker holds raw pointers only: keep the input alive until the call returned.
-    keepAlive(plaintext, aad);
+    keepAlive(input, aad);
     if (result.length !== plaintext.length + TAG_BYTES) {
       throw internal('C_Encrypt', `output is ${result.length} bytes, expected ciphertext||tag of ${plaintext.length + TAG_BYTES}`);
     }
@@ -374,6 +375,14 @@ function gcm(iv: Buffer, aad: Buffer): pkcs11js.Mechanism {
 
 function internal(fn: string, message: string): Pkcs11CallError {
   return new Pkcs11CallError('internal', fn, undefined, `${fn}: ${message}`);
+}
+
+// pkcs11js passes a NULL pointer for an empty Buffer of its own, which modules refuse with
+// CKR_ARGUMENTS_BAD (leaving the operation active); an empty view into real memory is not NULL.
+const EMPTY = Buffer.alloc(1).subarray(0, 0);
+
+function nonNull(buf: Buffer): Buffer {
+  return buf.length === 0 ? EMPTY : buf;
 }
 
 function keepAlive(...bufs: Buffer[]): void {

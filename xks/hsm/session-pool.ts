@@ -87,11 +87,14 @@ export class SessionPool {
     }
   }
 
-  /** Records a failure; true when the session that saw it must be replaced. */
+  /**
+   * Records a failure; true when the session that saw it must be replaced. After an unexpected
+   * failure the session may still hold an active operation (not every module ends it), so it goes too.
+   */
   private note(err: unknown): boolean {
     if (!(err instanceof Pkcs11CallError)) return false;
     if (err.cls === 'device' && ++this.deviceErrors >= REINIT_AFTER) this.reinitPending = true;
-    return err.cls === 'session';
+    return err.cls === 'session' || err.cls === 'internal';
   }
 
   private newSession(): PooledSession {

@@ -53,6 +53,8 @@ export interface NodeStatus {
   pid: number | undefined;
   /** When the last background probe finished (Date.now()), if any. */
   lastProbeAt: number | undefined;
+  /** Calls sent to this node since start (first attempts and retries, not probes). */
+  calls?: number;
 }
 
 export type Fault =

@@ -1,0 +1,90 @@
+// Node processes dying or freezing under load: the cluster keeps answering from the other node
+// within the request budget, the supervisor brings the node back, and onChange reports it.
+import { setTimeout as sleep } from 'node:timers/promises';
+import t, { type Test } from 'tap';
+import { createHsmCluster } from '../../xks/hsm/cluster.js';
+import type { HsmCluster, NodeHealth } from '../../xks/hsm/types.js';
+import { encryptLoad, makeTestHsm, waitFor } from '../helpers/softhsm.js';
+
+const LOAD = { concurrency: 8, minOps: 2000, maxOps: 50_000, maxMs: 40_000, budgetMs: 200 };
+
+async function started(t: Test): Promise<HsmCluster> {
+  const th = await makeTestHsm({ nodes: 2 });
+  const cluster = createHsmCluster(th.hsm);
+  t.teardown(async () => {
+    await cluster.close();
+    th.cleanup();
+  });
+  await cluster.start();
+  return cluster;
+}
+
+/** Every health hsm-1 went through, from onChange. */
+function history(cluster: HsmCluster, id: string): NodeHealth[] {
+  const seen: NodeHealth[] = [];
+  cluster.onChange((nodes) => {
+    const health = nodes.find((n) => n.id === id)!.health;
+    if (seen.at(-1) !== health) seen.push(health);
+  });
+  return seen;
+}
+
+const node = (c: HsmCluster, id: string) => c.status().find((n) => n.id === id)!;
+const allActive = (c: HsmCluster) => c.status().every((n) => n.health === 'ACTIVE');
+
+t.test('SIGKILL of a node process under load: no failed request, the node comes back ACTIVE', async (t) => {
+  const cluster = await started(t);
+  const seen = history(cluster, 'hsm-1');
+  const victim = node(cluster, 'hsm-1').pid!;
+  const result = await encryptLoad(cluster, LOAD, async () => {
+    await sleep(200);
+    process.kill(victim, 'SIGKILL');
+    await waitFor('hsm-1 back with a new process', () => node(cluster, 'hsm-1').pid !== victim && allActive(cluster));
+  });
+  t.same(result.failures, {}, `${result.ok} requests, none failed`);
+  t.ok(result.ok >= LOAD.minOps);
+  t.same(seen, ['UNAVAILABLE', 'ACTIVE']);
+  t.not(node(cluster, 'hsm-1').pid, undefined);
+});
+
+t.test('SIGSTOP for 3 s then SIGCONT under load: no failed request, UNAVAILABLE then ACTIVE', async (t) => {
+  const cluster = await started(t);
+  const seen = history(cluster, 'hsm-1');
+  const victim = node(cluster, 'hsm-1').pid!;
+  const result = await encryptLoad(cluster, LOAD, async () => {
+    await sleep(200);
+    process.kill(victim, 'SIGSTOP');
+    await sleep(3000);
+    try {
+      process.kill(victim, 'SIGCONT');
+    } catch {
+      // The supervisor may have killed the frozen process already.
+    }
+    await waitFor('hsm-1 ACTIVE again', () => allActive(cluster));
+  });
+  t.same(result.failures, {}, `${result.ok} requests, none failed`);
+  t.ok(result.ok >= LOAD.minOps);
+  const out = seen.indexOf('UNAVAILABLE');
+  t.ok(out >= 0, `hsm-1 went UNAVAILABLE (${seen.join(' -> ')})`);
+  t.equal(seen.at(-1), 'ACTIVE');
+  t.equal(node(cluster, 'hsm-2').health, 'ACTIVE');
+});
+
+t.test('the supervisor restarts a node killed again and again', async (t) => {
+  const cluster = await started(t);
+  const pids = new Set<number>([node(cluster, 'hsm-1').pid!]);
+  let pidChanges = 0;
+  cluster.onChange(() => pidChanges++);
+  for (let i = 0; i < 5; i++) {
+    const pid = node(cluster, 'hsm-1').pid!;
+    process.kill(pid, 'SIGKILL');
+    await waitFor(`restart ${i + 1}`, () => {
+      const n = node(cluster, 'hsm-1');
+      return n.pid !== undefined && n.pid !== pid && n.health === 'ACTIVE';
+    });
+    pids.add(node(cluster, 'hsm-1').pid!);
+  }
+  t.equal(pids.size, 6, 'a new process each time');
+  t.ok(pidChanges >= 10, 'onChange reported every exit and restart');
+  t.equal(node(cluster, 'hsm-2').health, 'ACTIVE');
+});
