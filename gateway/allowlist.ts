@@ -3,7 +3,6 @@
  * CIDRs parsed once into integer masks, so the check that runs on every accepted connection
  * is a few integer comparisons.
  */
-import net from 'node:net';
 import ipaddr from 'ipaddr.js';
 
 interface Range4 {
@@ -47,21 +46,52 @@ function ipv4ToInt(text: string): number {
   return value * 256 + octet;
 }
 
-/** IPv6 text (zone id allowed, as socket.remoteAddress may carry one) to four 32-bit words. */
+/** 1 to 4 hex digits to a number, or -1. */
+function hexGroup(text: string): number {
+  if (text.length === 0 || text.length > 4) return -1;
+  let value = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    const digit = c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : c >= 0x41 && c <= 0x46 ? c - 0x37 : -1;
+    if (digit === -1) return -1;
+    value = value * 16 + digit;
+  }
+  return value;
+}
+
+/** `a:b:c` to groups (an empty string is no group), or null. */
+function hexGroups(text: string): number[] | null {
+  if (text === '') return [];
+  const groups = text.split(':').map(hexGroup);
+  return groups.includes(-1) ? null : groups;
+}
+
+/**
+ * IPv6 text (RFC 4291 2.2: `::` compression, trailing dotted IPv4, any case; a zone id as
+ * socket.remoteAddress may carry one is ignored) to four 32-bit words, or null. Written out rather
+ * than taken from ipaddr.js: it runs per connection, and ipaddr.js reads ::a.b.c.d as ::ffff:a.b.c.d.
+ */
 function ipv6ToWords(text: string): Uint32Array | null {
-  // ipaddr.js reads the deprecated IPv4-compatible form ::a.b.c.d as IPv4-mapped; it is not.
-  if (text.startsWith('::') && !text.includes(':', 2)) {
-    const v4 = ipv4ToInt(text.slice(2).split('%')[0]);
-    if (v4 !== -1) return Uint32Array.of(0, 0, 0, v4);
+  const zone = text.indexOf('%');
+  let rest = zone === -1 ? text : text.slice(0, zone);
+  let tail: number[] = [];
+  if (rest.includes('.')) {
+    const colon = rest.lastIndexOf(':');
+    const v4 = ipv4ToInt(rest.slice(colon + 1));
+    if (colon === -1 || v4 === -1) return null;
+    tail = [v4 >>> 16, v4 & 0xffff];
+    rest = rest.endsWith('::', colon + 1) ? rest.slice(0, colon + 1) : rest.slice(0, colon);
   }
-  let parts: number[];
-  try {
-    parts = ipaddr.IPv6.parse(text).parts;
-  } catch {
-    return null;
-  }
+  const halves = rest.split('::');
+  if (halves.length > 2) return null;
+  const head = hexGroups(halves[0]);
+  const back = halves.length === 2 ? hexGroups(halves[1]) : [];
+  if (head === null || back === null) return null;
+  const zeros = 8 - tail.length - head.length - back.length;
+  if (halves.length === 2 ? zeros < 1 : zeros !== 0) return null;
+  const groups = [...head, ...new Array<number>(zeros).fill(0), ...back, ...tail];
   const words = new Uint32Array(4);
-  for (let i = 0; i < 4; i++) words[i] = (parts[2 * i] << 16) | parts[2 * i + 1];
+  for (let i = 0; i < 4; i++) words[i] = groups[2 * i] * 0x10000 + groups[2 * i + 1];
   return words;
 }
 
@@ -74,24 +104,22 @@ function parseEntry(cidr: string): Entry | string {
   const slash = cidr.indexOf('/');
   const address = slash === -1 ? cidr : cidr.slice(0, slash);
   const prefixText = slash === -1 ? undefined : cidr.slice(slash + 1);
-  const is4 = net.isIPv4(address);
-  if (!is4 && (!net.isIPv6(address) || address.includes('%'))) {
-    return `"${cidr}" is not an IPv4 or IPv6 address or CIDR (such as 10.0.0.0/8 or 2001:db8::/32)`;
-  }
+  const value = ipv4ToInt(address);
+  const is4 = value !== -1;
+  const words = is4 || address.includes('%') ? null : ipv6ToWords(address);
+  if (!is4 && words === null) return `"${cidr}" is not an IPv4 or IPv6 address or CIDR (such as 10.0.0.0/8 or 2001:db8::/32)`;
   const bits = is4 ? 32 : 128;
   if (prefixText !== undefined && !/^(0|[1-9][0-9]{0,2})$/.test(prefixText)) return `"${cidr}" has a prefix length that is not a number`;
   const prefix = prefixText === undefined ? bits : Number(prefixText);
   if (prefix > bits) return `"${cidr}" has a prefix length above ${bits}`;
 
-  if (is4) {
+  if (words === null) {
     const mask = mask32(prefix);
-    const value = ipv4ToInt(address);
     const network = (value & mask) >>> 0;
-    if (network !== value) return `"${cidr}" has host bits set (did you mean ${ipaddr.fromByteArray(u32Bytes(network)).toString()}/${prefix}?)`;
+    if (network !== value) return `"${cidr}" has host bits set (did you mean ${u32Bytes(network).join('.')}/${prefix}?)`;
     return { v4: { network, mask } };
   }
 
-  const words = ipv6ToWords(address)!;
   const mask = new Uint32Array(4);
   for (let i = 0; i < 4; i++) mask[i] = mask32(Math.min(32, Math.max(0, prefix - 32 * i)));
   const network = words.map((w, i) => w & mask[i]);

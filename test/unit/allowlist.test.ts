@@ -1,3 +1,5 @@
+import net from 'node:net';
+import ipaddr from 'ipaddr.js';
 import t from 'tap';
 import { CidrList, validateCidr } from '../../gateway/allowlist.js';
 
@@ -93,4 +95,67 @@ t.test('invalid entries are rejected with a message naming the entry', async (t)
     t.throws(() => new CidrList(['127.0.0.1/32', entry]), { message: new RegExp(`^invalid CIDR "${entry.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}"`) });
   }
   for (const ok of ['0.0.0.0/0', '::/0', '10.0.0.0/8', '127.0.0.1', '::1', '2001:db8::/32', '::ffff:0:0/96']) t.equal(validateCidr(ok), null, ok);
+});
+
+/** mulberry32, seeded: a failure replays exactly. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let x = a;
+    x = Math.imul(x ^ (x >>> 15), x | 1);
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+t.test('every text form of an IPv6 address matches its /128 (checked against ipaddr.js)', async (t) => {
+  const rand = prng(0xa11c);
+  let failures = 0;
+  for (let n = 0; n < 3000; n++) {
+    // Random groups with runs of zeros, so '::' lands everywhere.
+    const groups = Array.from({ length: 8 }, () => (rand() < 0.4 ? 0 : Math.floor(rand() * 0x10000)));
+    const addr = new ipaddr.IPv6(groups);
+    const full = groups.map((g) => g.toString(16)).join(':');
+    const list = new CidrList([`${full}/128`]);
+    const bytes = addr.toByteArray();
+    const forms = [
+      addr.toRFC5952String(),
+      addr.toNormalizedString(),
+      addr.toFixedLengthString(),
+      addr.toRFC5952String().toUpperCase(),
+      `${addr.toRFC5952String()}%eth0`,
+      // dotted IPv4 in the last 32 bits, with the six groups before it written out
+      `${groups.slice(0, 6).map((g) => g.toString(16)).join(':')}:${bytes.slice(12).join('.')}`,
+    ];
+    const neighbour = new ipaddr.IPv6(groups.map((g, i) => (i === 7 ? g ^ 1 : g))).toRFC5952String();
+    for (const form of forms) if (!list.has(form) && failures++ < 5) t.fail(`${form} not in ${full}/128`);
+    if (list.has(neighbour) && failures++ < 5) t.fail(`${neighbour} wrongly in ${full}/128`);
+  }
+  t.equal(failures, 0);
+});
+
+t.test('has() accepts exactly the strings Node calls IP addresses', async (t) => {
+  const rand = prng(0xbee);
+  const all = new CidrList(['0.0.0.0/0', '::/0']);
+  const alphabet = '0123456789abcdefABCDEF:.:::..';
+  const seeds = ['::', '::1', '1::', '1:2:3:4:5:6:7:8', '::ffff:1.2.3.4', '1:2:3:4:5:6:1.2.3.4', '::1.2.3.4', '1.2.3.4', 'fe80::1:2'];
+  let failures = 0;
+  for (let n = 0; n < 20_000; n++) {
+    let s: string;
+    if (rand() < 0.5) {
+      s = Array.from({ length: Math.floor(rand() * 40) }, () => alphabet[Math.floor(rand() * alphabet.length)]).join('');
+    } else {
+      const chars = [...seeds[Math.floor(rand() * seeds.length)]];
+      for (let m = 1 + Math.floor(rand() * 3); m > 0; m--) {
+        const at = Math.floor(rand() * (chars.length + 1));
+        const c = alphabet[Math.floor(rand() * alphabet.length)];
+        if (rand() < 0.5) chars.splice(at, 0, c);
+        else chars.splice(at, 1);
+      }
+      s = chars.join('');
+    }
+    if (all.has(s) !== (net.isIP(s) !== 0) && failures++ < 5) t.fail(`${JSON.stringify(s)}: has ${all.has(s)}, node isIP ${net.isIP(s)}`);
+  }
+  t.equal(failures, 0);
 });
