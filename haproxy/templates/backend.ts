@@ -1,0 +1,54 @@
+// One backend per SNI route: the Node instances, checked the way KMS would find them broken.
+import type { HaproxyBackend, HaproxyRenderOptions, HaproxyServer } from '../options.js';
+import { formatDuration } from '../duration.js';
+import { hostPort } from '../options.js';
+import { section } from './text.js';
+
+/** The NLB's VPC endpoint TLV (PP2_TYPE_AWS, subtype 0x01 carries the vpce id). */
+const AWS_TLV = '0xEA';
+
+function tlsCheck(o: HaproxyRenderOptions, sni: string): string {
+  // The check runs TLS like KMS does, with the host name KMS uses, so an expired or unloadable
+  // certificate fails it too. `verify none` still proves the service answers on its TLS port.
+  const verify = o.checkCaFile ? `verify required ca-file ${o.checkCaFile} verifyhost ${sni}` : 'verify none';
+  return `check check-ssl ${verify} check-sni ${sni}`;
+}
+
+function timing(o: HaproxyRenderOptions): string {
+  const c = o.check;
+  const d = formatDuration;
+  return `inter ${d(c.interMs)} fastinter ${d(c.fastInterMs)} downinter ${d(c.downInterMs)} fall ${c.fall} rise ${c.rise}`;
+}
+
+function serverLine(o: HaproxyRenderOptions, s: HaproxyServer): string {
+  const words = [`server ${s.name} ${hostPort(s)}`];
+  // 2.9+: pass the NLB's VPC endpoint id on to the Node service, whose allowlist needs it.
+  if (o.variant === '2.9' && o.acceptProxy && o.sendProxy) words.push(`set-proxy-v2-tlv-fmt(${AWS_TLV}) %[fc_pp_tlv(${AWS_TLV})]`);
+  if (s.agentPort !== undefined) words.push(`agent-check agent-port ${s.agentPort} agent-inter ${formatDuration(o.check.agentInterMs)}`);
+  return words.join(' ');
+}
+
+export function backendSection(o: HaproxyRenderOptions, b: HaproxyBackend): string {
+  const host = b.hostnames[0]!;
+  return section(`backend ${b.name}`, [
+    `# SNI: ${b.hostnames.join(', ')}`,
+    // KMS holds few, long-lived connections: spread them by count, not by turns.
+    'balance leastconn',
+    'option httpchk',
+    `http-check send meth GET uri ${o.healthPath} ver HTTP/1.1 hdr Host ${host}`,
+    'http-check expect status 200',
+    // A server marked down drops its connections so KMS reconnects to one that works, instead of
+    // waiting for its 250 ms deadline on a connection that goes nowhere.
+    [
+      'default-server',
+      tlsCheck(o, host),
+      timing(o),
+      'on-marked-down shutdown-sessions',
+      // Health checks then start with a PROXY v2 LOCAL header, as the Node listener expects.
+      o.sendProxy && 'send-proxy-v2',
+    ]
+      .filter(Boolean)
+      .join(' '),
+    ...b.servers.map((s) => serverLine(o, s)),
+  ]);
+}
