@@ -46,6 +46,14 @@ export interface RunningDemo {
   stop(): Promise<number | null>;
 }
 
+/**
+ * `bin/xks ARGS` as a user runs it. tap wraps child_process to put its coverage loaders into
+ * NODE_OPTIONS, which breaks an extensionless ES module entry; `env -u` drops them at exec time.
+ */
+export function xksCommand(args: string[]): [string, string[]] {
+  return ['env', ['-u', 'NODE_OPTIONS', XKS_BIN, ...args]];
+}
+
 function portFree(port: number): Promise<boolean> {
   return new Promise((res) => {
     const s = net.createServer().once('error', () => res(false));
@@ -68,7 +76,7 @@ export async function startDemo(args: string[] = [], opts: { dir?: string; timeo
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'xks-demo-'));
   const port = await freePorts(8);
   let out = '';
-  const proc = spawn(XKS_BIN, ['demo', '--dir', dir, '--port', String(port), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+  const proc = spawn(...xksCommand(['demo', '--dir', dir, '--port', String(port), ...args]), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const file = join(dir, 'demo.json');
