@@ -2,9 +2,15 @@
 // `Config` type inferred here; the loader (load.ts) resolves paths and checks what a schema
 // cannot (files, permissions, cross references). Messages name the field and say how to fix it.
 import { z } from 'zod';
+import { validateCidr } from '../../gateway/allowlist.js';
 
 const ms = (min: number, max: number) => z.number().int().min(min).max(max);
-const cidr = z.string().min(1, 'an IPv4 or IPv6 CIDR such as 10.0.0.0/8 or 2001:db8::/32');
+// Checked here with the allowlist's own parser, so a bad entry fails config validation (naming
+// the field) instead of the listener at start-up.
+const cidr = z.string().superRefine((value, ctx) => {
+  const reason = validateCidr(value);
+  if (reason !== null) ctx.addIssue({ code: 'custom', message: reason });
+});
 
 /** XKS path prefix: [A-Za-z0-9/_-] only, starts with '/', no trailing '/' (spec T7). */
 const uriPathPrefix = z

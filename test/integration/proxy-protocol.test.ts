@@ -91,6 +91,18 @@ t.test('a client that sends nothing is dropped after timeoutMs', async (t) => {
   const s = await stack(t, { timeoutMs: 150 });
   t.equal((await dropped(s, null)).code, 'TIMEOUT');
   t.equal((await dropped(s, v2Header().subarray(0, 20))).code, 'TIMEOUT', 'half a header, then silence');
+
+  // A peer that keeps sending one byte at a time never completes: the deadline is total, not idle.
+  const rejection = s.nextRejection();
+  const raw = net.connect(s.port, '127.0.0.1');
+  raw.on('error', () => {});
+  await once(raw, 'connect');
+  raw.write('PROXY UNKNOWN ');
+  const trickle = setInterval(() => raw.write('x'), 30); // 107 bytes would take 3 s: the 150 ms deadline comes first
+  t.teardown(() => clearInterval(trickle));
+  await once(raw, 'close');
+  clearInterval(trickle);
+  t.equal((await rejection).code, 'TIMEOUT', 'a trickling peer');
 });
 
 t.test('bytes that are not a PROXY header are dropped before TLS', async (t) => {
