@@ -2,6 +2,7 @@
 // whole on reload, so a request always sees one consistent version.
 import type { Credential, KeyConfig, KeyStoreConfig } from '../appliance/config/schema.js';
 import { XKS_PATH_SUFFIX } from '../appliance/config/schema.js';
+import { TokenBucket } from './quota.js';
 
 export interface KeyStore {
   readonly name: string;
@@ -10,6 +11,8 @@ export interface KeyStore {
   /** accessKeyId -> raw secret: every set is accepted at once, for rotation (S8). */
   readonly secrets: ReadonlyMap<string, string>;
   readonly keys: ReadonlyMap<string, KeyConfig>;
+  /** Requests beyond the store's quota are refused with 429; undefined: no quota. */
+  readonly quota: TokenBucket | undefined;
 }
 
 export function buildKeyStore(config: KeyStoreConfig, credentials: readonly Credential[]): KeyStore {
@@ -19,5 +22,6 @@ export function buildKeyStore(config: KeyStoreConfig, credentials: readonly Cred
     config,
     secrets: new Map(credentials.map((c) => [c.accessKeyId, c.secretAccessKey])),
     keys: new Map(config.keys.map((k) => [k.id, k])),
+    quota: config.quota ? new TokenBucket(config.quota.requestsPerSecond, config.quota.burst) : undefined,
   };
 }

@@ -1,6 +1,9 @@
-// Secondary authorization (spec Z1): per key store, after authentication and key lookup.
-// GetHealthStatus is never subject to it (H5). A deny names the rule that denied, for the log.
-import type { KeyConfig } from '../appliance/config/schema.js';
+// Secondary authorization (spec Z1), after authentication and key lookup; GetHealthStatus is
+// never subject to it (H5). Store rules, then key rules; the first rule that does not match
+// denies with 403 AccessDeniedException and is named in the log (Z1: "the statement that caused
+// the deny").
+import type { KeyConfig, PolicyConfig } from '../appliance/config/schema.js';
+import { CidrList } from '../gateway/allowlist.js';
 import { XksError } from './errors.js';
 import type { KeyStore } from './keystore.js';
 import type { RequestMetadata } from './validate.js';
@@ -16,15 +19,59 @@ export interface PolicyInput {
 
 export class AccessDenied extends XksError {
   constructor(readonly rule: string) {
-    super('AccessDeniedException', 'Access denied by the proxy authorization policy');
+    super('AccessDeniedException', 'Access denied by the proxy authorization policy', `denied by ${rule}`);
+  }
+}
+
+/** Glob with `*` only, anchored; compiled once per pattern. */
+const globs = new Map<string, RegExp>();
+export function globMatch(pattern: string, value: string): boolean {
+  let re = globs.get(pattern);
+  if (!re) {
+    re = new RegExp('^' + pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*') + '$', 's');
+    globs.set(pattern, re);
+  }
+  return re.test(value);
+}
+
+const cidrCache = new WeakMap<readonly string[], CidrList>();
+function cidrs(list: readonly string[]): CidrList {
+  let c = cidrCache.get(list);
+  if (!c) cidrCache.set(list, (c = new CidrList(list)));
+  return c;
+}
+
+/** The VPC endpoint the call came through: the NLB's TLV is authoritative over the body. */
+function vpceOf(input: PolicyInput): string | undefined {
+  return input.connectionVpceId ?? input.metadata.awsSourceVpce;
+}
+
+function checkRules(policy: PolicyConfig, where: string, input: PolicyInput): void {
+  const md = input.metadata;
+  if (policy.principals && !policy.principals.some((p) => md.awsPrincipalArn !== undefined && globMatch(p, md.awsPrincipalArn))) {
+    throw new AccessDenied(`${where}.principals`);
+  }
+  if (policy.operations && !policy.operations.includes(md.kmsOperation)) throw new AccessDenied(`${where}.operations`);
+  if (policy.viaServices) {
+    const via = md.kmsViaService;
+    if (via === undefined ? policy.requireViaService : !policy.viaServices.includes(via)) throw new AccessDenied(`${where}.viaServices`);
+  }
+  if (policy.vpcEndpoints) {
+    const vpce = vpceOf(input);
+    if (!vpce || !policy.vpcEndpoints.includes(vpce)) throw new AccessDenied(`${where}.vpcEndpoints`);
   }
 }
 
 /** Throws AccessDenied naming the rule; returns when the request may proceed. */
 export function authorize(input: PolicyInput): void {
-  const vpce = input.store.config.vpcEndpoints;
-  if (vpce && vpce.length > 0) {
-    const seen = input.connectionVpceId ?? input.metadata.awsSourceVpce;
-    if (!seen || !vpce.includes(seen)) throw new AccessDenied(`keyStores[${input.store.name}].vpcEndpoints`);
+  const { store, key } = input;
+  const where = `keyStores[${store.name}]`;
+  const c = store.config;
+  if (c.allow && (!input.sourceAddress || !cidrs(c.allow).has(input.sourceAddress))) throw new AccessDenied(`${where}.allow`);
+  if (c.vpcEndpoints) {
+    const vpce = vpceOf(input);
+    if (!vpce || !c.vpcEndpoints.includes(vpce)) throw new AccessDenied(`${where}.vpcEndpoints`);
   }
+  if (c.policy) checkRules(c.policy, `${where}.policy`, input);
+  if (key.policy) checkRules(key.policy, `${where}.keys[${key.id}].policy`, input);
 }

@@ -33,12 +33,30 @@ const secretSource = z
   .strict()
   .refine((s) => (s.file ? 1 : 0) + (s.env ? 1 : 0) === 1, 'give exactly one of "file" (mode 0600) or "env"; PINs are never written inline');
 
+const vpceId = z.string().regex(/^vpce-[0-9a-f]{8,17}$/, 'a VPC endpoint id such as vpce-0123456789abcdef0');
+
+/**
+ * Secondary authorization (spec Z1) on requestMetadata. Every list given must match; an absent
+ * list allows anything. Patterns are globs where `*` matches any run of characters.
+ */
+const policy = z
+  .object({
+    principals: z.array(z.string().min(1)).min(1, 'list at least one awsPrincipalArn pattern, or leave principals out').optional(),
+    operations: z.array(z.string().min(1)).min(1).optional(),
+    viaServices: z.array(z.string().min(1)).min(1).optional(),
+    /** With viaServices: also refuse calls that name no kmsViaService (direct calls). */
+    requireViaService: z.boolean().default(false),
+    vpcEndpoints: z.array(vpceId).min(1).optional(),
+  })
+  .strict();
+
 const key = z
   .object({
     id: externalKeyId,
     label: z.string().min(1, 'the CKA_LABEL of the AES-256 key on every HSM node'),
     usage: z.array(z.enum(KEY_USAGES)).max(10).default(['ENCRYPT', 'DECRYPT']),
     enabled: z.boolean().default(true),
+    policy: policy.optional(),
   })
   .strict();
 
@@ -49,9 +67,13 @@ const keyStore = z
     enabled: z.boolean().default(true),
     credentialsFile: z.string().min(1, 'a file (mode 0600) listing {accessKeyId, secretAccessKey} sets'),
     regions: z.array(z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, 'an AWS region such as us-east-1')).optional(),
-    quota: z.object({ requestsPerSecond: z.number().int().min(1) }).strict().optional(),
+    // KMS's default quota per external key store is 1800 requests/s (P3); beyond it: 429.
+    quota: z.object({ requestsPerSecond: z.number().int().min(1), burst: z.number().int().min(1).optional() }).strict().optional(),
+    /** Source CIDRs for this store, after routing: others get 403 (never GetHealthStatus). */
     allow: z.array(cidr).optional(),
-    vpcEndpoints: z.array(z.string().regex(/^vpce-[0-9a-f]{8,17}$/, 'a VPC endpoint id such as vpce-0123456789abcdef0')).optional(),
+    /** VPC endpoint ids for this store, from the NLB's PROXY v2 TLV (or awsSourceVpce). */
+    vpcEndpoints: z.array(vpceId).optional(),
+    policy: policy.optional(),
     keys: z.array(key).default([]),
   })
   .strict();
@@ -162,6 +184,7 @@ export const configSchema = z
 export type Config = z.infer<typeof configSchema>;
 export type KeyStoreConfig = Config['keyStores'][number];
 export type KeyConfig = KeyStoreConfig['keys'][number];
+export type PolicyConfig = z.infer<typeof policy>;
 export type HsmNodeConfig = Config['hsm']['nodes'][number];
 export type HsmConfig = Config['hsm'];
 export type KeyUsage = (typeof KEY_USAGES)[number];

@@ -1,0 +1,22 @@
+// Per key store request quota (spec T10, P3): a token bucket refilled continuously; a request
+// finding it empty is refused at once with 429 ThrottlingException instead of queueing.
+export class TokenBucket {
+  private tokens: number;
+  private last = performance.now();
+
+  constructor(
+    private readonly ratePerSecond: number,
+    private readonly capacity: number = ratePerSecond,
+  ) {
+    this.tokens = capacity;
+  }
+
+  take(): boolean {
+    const now = performance.now();
+    this.tokens = Math.min(this.capacity, this.tokens + ((now - this.last) * this.ratePerSecond) / 1000);
+    this.last = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+}
