@@ -143,6 +143,11 @@ export function validateOptions(o: HaproxyRenderOptions): void {
   if (o.maxconn !== undefined) checkPositive(o.maxconn, 'maxconn');
 }
 
+/** Whether the configuration passes the NLB's VPC endpoint TLV on: 2.9+, PROXY v2 on both sides. */
+export function forwardsVpceTlv(o: HaproxyRenderOptions): boolean {
+  return o.variant === '2.9' && o.acceptProxy && o.sendProxy;
+}
+
 /** `addr:port`, with brackets around IPv6 addresses. */
 export function hostPort(e: Endpoint): string {
   return e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;

@@ -1,7 +1,7 @@
 // Render haproxy.cfg for the XKS appliance from HaproxyRenderOptions, with notes that say which
 // variant was rendered, why, and what the operator still has to set up around it.
 import { formatDuration } from './duration.js';
-import { hostPort, NLB_DEFAULT_IDLE_TIMEOUT_MS, validateOptions, type HaproxyRenderOptions } from './options.js';
+import { forwardsVpceTlv, hostPort, NLB_DEFAULT_IDLE_TIMEOUT_MS, validateOptions, type HaproxyRenderOptions } from './options.js';
 import { backendSection } from './templates/backend.js';
 import { defaultsSection } from './templates/defaults.js';
 import { frontendSection } from './templates/frontend.js';
@@ -16,15 +16,21 @@ export interface RenderedHaproxy {
 
 function variantNote(o: HaproxyRenderOptions): string {
   const what =
-    o.variant === '2.9'
-      ? 'HAProxy 2.9+ variant: forwards the NLB\'s VPC endpoint TLV (0xEA) to the Node instances'
-      : 'HAProxy 2.6 variant (Debian 12): the NLB\'s VPC endpoint TLV (0xEA) is not forwarded';
+    o.variant === '2.6'
+      ? 'HAProxy 2.6 variant (Debian 12): the NLB\'s VPC endpoint TLV (0xEA) is not forwarded'
+      : forwardsVpceTlv(o)
+        ? 'HAProxy 2.9+ variant: forwards the NLB\'s VPC endpoint TLV (0xEA) to the Node instances'
+        : 'HAProxy 2.9+ variant, but without PROXY v2 on both sides there is no VPC endpoint TLV (0xEA) to forward';
   return `${what}; chosen because ${o.variantReason}`;
 }
 
 function notesFor(o: HaproxyRenderOptions): string[] {
   const notes = [variantNote(o)];
-  if (o.vpceAllowlist && !(o.variant === '2.9' && o.acceptProxy && o.sendProxy)) {
+  if (forwardsVpceTlv(o)) {
+    // HAProxy writes "-" for an absent sample: the Node's parser sees a TLV without the 0x01 subtype.
+    notes.push('Connections that reach HAProxy without the TLV (public endpoint) reach the Node instances with TLV 0xEA = "-", which names no VPC endpoint.');
+  }
+  if (o.vpceAllowlist && !forwardsVpceTlv(o)) {
     notes.push(
       'WARNING: a key store allows callers by VPC endpoint id, but this configuration does not pass the endpoint id on, ' +
         'so no connection through it can match that allowlist. Use HAProxy 2.9+ (--variant 2.9) with PROXY v2 on the NLB and the Node service, or let the NLB reach the Node service directly.',

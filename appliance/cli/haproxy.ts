@@ -1,6 +1,6 @@
 // `xks haproxy render | lint | keepalived`: the HAProxy pair in front of the appliance.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { loadConfig } from '../config/load.js';
@@ -58,16 +58,19 @@ interface RenderFlags {
   check: boolean;
 }
 
-/** haproxy -c on the written file, when the haproxy on PATH can load this variant at all. */
-function checkWithHaproxy(file: string, variant: '2.6' | '2.9', installed: string | undefined): string {
-  if (installed === undefined) return 'not checked: no haproxy on PATH; run haproxy -c -f ' + file + ' where it will run';
+/**
+ * haproxy -c on the rendered file, when the haproxy on PATH can load this variant at all.
+ * Returns what was checked; throws (leaving `pending` for inspection) when haproxy rejects it.
+ */
+function checkWithHaproxy(pending: string, file: string, variant: '2.6' | '2.9', installed: string | undefined): string {
+  if (installed === undefined) return `not checked: no haproxy on PATH; run haproxy -c -f ${file} where it will run`;
   if (!canLoadVariant(installed, variant)) {
     return `not checked: the haproxy on PATH is ${installed}, which cannot load the ${variant} variant; run haproxy -c -f ${file} on the HAProxy ${variant}+ host`;
   }
-  const r = spawnSync('haproxy', ['-c', '-f', file], { encoding: 'utf8', timeout: 15_000 });
+  const r = spawnSync('haproxy', ['-c', '-f', pending], { encoding: 'utf8', timeout: 15_000 });
   if (r.status !== 0) {
     const alerts = `${r.stdout}${r.stderr}`.split('\n').filter((l) => /ALERT|error/i.test(l)).slice(0, 10);
-    throw new CliError(`haproxy ${installed} rejects ${file}:\n${alerts.join('\n')}`);
+    throw new CliError(`haproxy ${installed} rejects the rendered configuration (left in ${pending}; ${file} is unchanged):\n${alerts.join('\n')}`);
   }
   return `haproxy ${installed} -c: configuration is valid`;
 }
@@ -105,10 +108,14 @@ async function render(flags: RenderFlags): Promise<void> {
     return;
   }
   mkdirSync(outDir, { recursive: true });
+  // Checked first, then renamed over the old file: a running HAProxy's configuration is never
+  // replaced by one that does not load.
   const file = join(outDir, 'haproxy.cfg');
-  writeFileSync(file, rendered.text, { mode: 0o644 });
-  const lines = [`Rendered ${file} for HAProxy ${variant}${variant === '2.9' ? '+' : ''}`, ...rendered.notes.map((n) => `  - ${n}`)];
-  if (flags.check) lines.push(checkWithHaproxy(file, variant, installed));
+  const pending = `${file}.new`;
+  writeFileSync(pending, rendered.text, { mode: 0o644 });
+  const checked = flags.check ? checkWithHaproxy(pending, file, variant, installed) : 'not checked (--no-check)';
+  renameSync(pending, file);
+  const lines = [`Rendered ${file} for HAProxy ${variant}${variant === '2.9' ? '+' : ''}`, ...rendered.notes.map((n) => `  - ${n}`), checked];
   process.stdout.write(lines.join('\n') + '\n');
 }
 

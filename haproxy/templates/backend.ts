@@ -1,7 +1,6 @@
 // One backend per SNI route: the Node instances, checked the way KMS would find them broken.
-import type { HaproxyBackend, HaproxyRenderOptions, HaproxyServer } from '../options.js';
 import { formatDuration } from '../duration.js';
-import { hostPort } from '../options.js';
+import { forwardsVpceTlv, hostPort, type HaproxyBackend, type HaproxyRenderOptions, type HaproxyServer } from '../options.js';
 import { section } from './text.js';
 
 /** The NLB's VPC endpoint TLV (PP2_TYPE_AWS, subtype 0x01 carries the vpce id). */
@@ -23,7 +22,7 @@ function timing(o: HaproxyRenderOptions): string {
 function serverLine(o: HaproxyRenderOptions, s: HaproxyServer): string {
   const words = [`server ${s.name} ${hostPort(s)}`];
   // 2.9+: pass the NLB's VPC endpoint id on to the Node service, whose allowlist needs it.
-  if (o.variant === '2.9' && o.acceptProxy && o.sendProxy) words.push(`set-proxy-v2-tlv-fmt(${AWS_TLV}) %[fc_pp_tlv(${AWS_TLV})]`);
+  if (forwardsVpceTlv(o)) words.push(`set-proxy-v2-tlv-fmt(${AWS_TLV}) %[fc_pp_tlv(${AWS_TLV})]`);
   if (s.agentPort !== undefined) words.push(`agent-check agent-port ${s.agentPort} agent-inter ${formatDuration(o.check.agentInterMs)}`);
   return words.join(' ');
 }

@@ -76,6 +76,18 @@ t.test('render --out: writes, checks with haproxy -c, says which variant and why
   t.equal(lint.stdout, `${file}: no findings\n`);
 });
 
+t.test('render --out: a configuration haproxy rejects never replaces the current one', async (t) => {
+  const out = join(dir, 'rejected');
+  t.equal(xks('haproxy', 'render', '--config', configFile, '--out', out, ...servers).code, 0);
+  const before = readFileSync(join(out, 'haproxy.cfg'), 'utf8');
+  const r = xks('haproxy', 'render', '--config', configFile, '--out', out, ...servers, '--check-ca', join(dir, 'no-such-ca.pem'));
+  t.equal(r.code, 1);
+  t.match(r.stderr, /rejects the rendered configuration \(left in .*haproxy\.cfg\.new; .*haproxy\.cfg is unchanged\)/);
+  t.match(r.stderr, /no-such-ca\.pem/, 'with haproxy\'s reason');
+  t.equal(readFileSync(join(out, 'haproxy.cfg'), 'utf8'), before);
+  t.match(readFileSync(join(out, 'haproxy.cfg.new'), 'utf8'), /ca-file .*no-such-ca\.pem/);
+});
+
 t.test('render --variant 2.9: rendered, and the output says the installed 2.6 cannot check it', async (t) => {
   const out = join(dir, 'out29');
   const r = xks('haproxy', 'render', '--config', configFile, '--out', out, '--variant', '2.9', ...servers);

@@ -149,11 +149,13 @@ t.test('2.6 and 2.9 variants differ only in forwarding the VPC endpoint TLV', as
   t.match(v26.notes[0]!, /2\.6 variant .* not forwarded; chosen because Debian 12 ships HAProxy 2\.6/);
   t.match(v26.notes.join('\n'), /WARNING: a key store allows callers by VPC endpoint id/);
   t.notMatch(v29.notes.join('\n'), /WARNING: a key store/);
+  t.match(v29.notes.join('\n'), /without the TLV .* 0xEA = "-"/);
 
   // Without PROXY v2 on both sides there is no TLV to read or to send.
   const noAccept = render(config({ vpce: true }), { variant: '2.9', acceptProxy: false });
   t.notOk(noAccept.text.includes('set-proxy-v2-tlv-fmt'));
   t.match(noAccept.notes.join('\n'), /WARNING: a key store/);
+  t.match(noAccept.notes[0]!, /without PROXY v2 on both sides/);
 });
 
 t.test('validation refuses values that would break or inject into haproxy.cfg', async (t) => {
