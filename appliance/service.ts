@@ -84,6 +84,8 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
       healthCheck: () => healthCheckBody(health()),
       onFinish(record) {
         metrics.request(record);
+        // Load balancers ask every second or two: their checks are counted, not logged or audited.
+        if (record.operation === 'health-check') return;
         audit?.write(record);
         if (record.status === 200) requestLog.info(record, 'request');
         else requestLog.warn(record, 'request');

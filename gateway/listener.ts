@@ -10,6 +10,7 @@ import type { Config } from '../appliance/config/schema.js';
 import { CidrList } from './allowlist.js';
 import { connectionContext, type ConnectionInfo } from './connection.js';
 import { readProxyHeader } from './proxy-protocol.js';
+import { startsWithTls } from './first-byte.js';
 import { allowedClientSubjects, clientSubjectAllowed, tlsOptions } from './tls-options.js';
 import { errorBody, type ErrorName } from '../xks/errors.js';
 
@@ -109,6 +110,21 @@ export function createApiListener(config: Config, handler: RequestListener, even
     connectionContext.run(info, () => server.emit('connection', stream));
   };
 
+  /** A trusted proxy's connection: read its PROXY header (or, in optional mode, see direct TLS). */
+  const acceptProxied = async (socket: net.Socket, direct: ConnectionInfo): Promise<void> => {
+    const timeoutMs = s.proxyProtocol.timeoutMs;
+    if (s.proxyProtocol.mode === 'optional' && (await startsWithTls(socket, timeoutMs))) return admit(socket, direct);
+    const { info, socket: stream } = await readProxyHeader(socket, { timeoutMs });
+    // LOCAL: the proxy's own health check; it speaks for itself.
+    const local = info.command === 'LOCAL' || !info.sourceAddress;
+    admit(stream, {
+      sourceAddress: local ? direct.peerAddress : info.sourceAddress!,
+      sourcePort: local ? direct.sourcePort : info.sourcePort,
+      peerAddress: direct.peerAddress,
+      vpceId: info.vpceId,
+    });
+  };
+
   const tcp = net.createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 }, (socket) => {
     socket.on('error', () => socket.destroy());
     const peer = socket.remoteAddress ?? '';
@@ -119,22 +135,12 @@ export function createApiListener(config: Config, handler: RequestListener, even
       admit(socket, direct);
       return;
     }
-    readProxyHeader(socket, { timeoutMs: s.proxyProtocol.timeoutMs }).then(
-      ({ info, socket: stream }) => {
-        const local = info.command === 'LOCAL' || !info.sourceAddress;
-        admit(stream, {
-          sourceAddress: local ? peer : info.sourceAddress!,
-          sourcePort: local ? socket.remotePort : info.sourcePort,
-          peerAddress: peer,
-          vpceId: info.vpceId,
-        });
-      },
-      (err: Error) => {
-        events.onReject('proxy-protocol', peer, err.message);
-        socket.destroy();
-      },
-    );
+    acceptProxied(socket, direct).catch((err: Error) => {
+      events.onReject('proxy-protocol', peer, err.message);
+      socket.destroy();
+    });
   });
+
   tcp.maxConnections = s.maxConnections;
 
   return {

@@ -15,12 +15,16 @@ export function openAuditLog(file: string): AuditLog {
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   const dest = pino.destination({ dest: file, sync: false, mkdir: true, minLength: 4096 });
   const log = pino({ base: null, timestamp: pino.stdTimeFunctions.isoTime, messageKey: 'event' }, dest);
+  // Buffered for throughput, but never held back for more than a second on a quiet proxy.
+  const flusher = setInterval(() => dest.flush(), 1000);
+  flusher.unref();
   return {
     write(record) {
       log.info(record, 'xks-request');
     },
     close: () =>
       new Promise((resolve) => {
+        clearInterval(flusher);
         dest.flushSync();
         dest.end();
         dest.once('close', () => resolve());

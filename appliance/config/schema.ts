@@ -140,11 +140,15 @@ export const configSchema = z
         proxyProtocol: z
           .object({
             enabled: z.boolean().default(false),
+            // required: a trusted peer must send a header (HAProxy accept-proxy semantics).
+            // optional: a trusted peer may also speak TLS directly (told apart by the first byte),
+            // for a listener that serves HAProxy and direct clients alike.
+            mode: z.enum(['required', 'optional']).default('required'),
             trustedProxies: z.array(cidr).default(['127.0.0.1/32', '::1/128']),
             timeoutMs: ms(100, 60_000).default(3000),
           })
           .strict()
-          .default({ enabled: false, trustedProxies: ['127.0.0.1/32', '::1/128'], timeoutMs: 3000 }),
+          .default({ enabled: false, mode: 'required', trustedProxies: ['127.0.0.1/32', '::1/128'], timeoutMs: 3000 }),
       })
       .strict(),
     health: z

@@ -16,6 +16,8 @@ export interface DemoOptions {
   mtls: boolean;
   allow: string[];
   acceptProxy: boolean;
+  /** HAProxy runs in front (--haproxy-port). */
+  haproxy: boolean;
   module: string;
 }
 
@@ -86,7 +88,14 @@ export function demoConfig(layout: DemoLayout, opts: DemoOptions, pki: DemoPkiFi
       },
       keepAliveTimeoutMs: 360_000,
       allow: opts.allow.length ? opts.allow : ['127.0.0.0/8', '::1/128'],
-      proxyProtocol: { enabled: opts.acceptProxy, trustedProxies: ['127.0.0.0/8', '::1/128'], timeoutMs: 3000 },
+      // --accept-proxy: the API port requires PROXY v2. With HAProxy in front (send-proxy-v2) but
+      // no --accept-proxy, direct clients keep working: the header is optional from loopback.
+      proxyProtocol: {
+        enabled: opts.acceptProxy || opts.haproxy,
+        mode: opts.acceptProxy ? 'required' : 'optional',
+        trustedProxies: ['127.0.0.0/8', '::1/128'],
+        timeoutMs: 3000,
+      },
     },
     health: { path: '/healthz', httpPort: p + 2, agentPort: p + 3 },
     metrics: { host: '127.0.0.1', port: p + 1 },

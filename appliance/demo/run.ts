@@ -2,6 +2,8 @@
 // start, then publish demo.json (atomically) once the API answers and every HSM node is ACTIVE;
 // keep its pids current; stop cleanly on SIGTERM/SIGINT with exit code 0.
 import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startDemoHaproxy, type DemoHaproxy } from './haproxy.js';
 import { writeFileAtomic } from '../certs/atomic-write.js';
 import { loadConfig } from '../config/load.js';
 import { createLogger } from '../logging.js';
@@ -13,7 +15,7 @@ import type { DemoPkiFiles } from '../certs/devpki.js';
 import type { Credential } from '../config/schema.js';
 import { CliError } from '../cli/errors.js';
 
-export interface DemoRunOptions extends Omit<DemoOptions, 'module'> {
+export interface DemoRunOptions extends Omit<DemoOptions, 'module' | 'haproxy'> {
   dir: string;
   haproxyPort: number | undefined;
 }
@@ -60,7 +62,7 @@ export async function runDemo(opts: DemoRunOptions): Promise<void> {
   const layout = demoLayout(opts.dir);
   const logger = createLogger('info');
   prepareDirs(layout);
-  const options: DemoOptions = { ...opts, module };
+  const options: DemoOptions = { ...opts, haproxy: opts.haproxyPort !== undefined, module };
   logger.info({ dir: layout.dir, nodes: opts.nodes }, 'preparing demo: tokens, keys, certificates, credentials');
   await provisionTokens(layout, options);
   const pki = provisionPki(layout, options);
@@ -70,12 +72,27 @@ export async function runDemo(opts: DemoRunOptions): Promise<void> {
 
   const app = await startAppliance(await loadConfig(layout.configFile), logger, { extraRoots: [readFileSync(pki.caFile, 'utf8')] });
   const extra: Record<string, unknown> = {};
+  let haproxy: DemoHaproxy | undefined;
+  if (opts.haproxyPort) {
+    haproxy = await startDemoHaproxy(app.config, {
+      dir: layout.haproxyDir,
+      port: opts.haproxyPort,
+      monitorPort: opts.port + 4,
+      caFile: pki.caFile,
+      logFile: join(layout.dir, 'logs', 'haproxy.log'),
+    }).catch(async (err: unknown) => {
+      await app.close();
+      throw err;
+    });
+    extra['haproxy'] = { endpoint: haproxy.endpoint, monitorUrl: haproxy.monitorUrl, configFile: haproxy.configFile, pid: haproxy.pid };
+  }
   const publish = () => writeFileAtomic(layout.demoJson, JSON.stringify(demoJson(layout, app, pki, creds, extra), null, 2) + '\n', 0o600);
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'stopping');
+    await haproxy?.stop();
     await app.close();
     logger.flush();
     process.exit(0);
