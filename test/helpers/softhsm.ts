@@ -110,7 +110,7 @@ export async function waitFor(what: string, check: () => boolean, timeoutMs = 15
 
 export interface LoadResult {
   ok: number;
-  /** errorName (or message) -> count */
+  /** 'errorName (detail)' or message -> count */
   failures: Record<string, number>;
 }
 
@@ -137,7 +137,8 @@ export async function encryptLoad(
         if (out.ciphertext.length !== plaintext.length) throw new Error('bad ciphertext length');
         result.ok++;
       } catch (err) {
-        const name = (err as { errorName?: string }).errorName ?? (err as Error).message;
+        const e = err as { errorName?: string; detail?: string; message: string };
+        const name = e.errorName ? `${e.errorName} (${e.detail ?? e.message})` : e.message;
         result.failures[name] = (result.failures[name] ?? 0) + 1;
         // Fast rejections must not starve timers (a microtask-only loop would).
         await new Promise((resolve) => setImmediate(resolve));

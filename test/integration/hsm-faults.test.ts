@@ -7,7 +7,7 @@ import { createHsmCluster } from '../../xks/hsm/cluster.js';
 import type { HsmCluster, NodeHealth } from '../../xks/hsm/types.js';
 import { LABELS, encryptLoad, makeTestHsm, waitFor } from '../helpers/softhsm.js';
 
-const LOAD = { concurrency: 8, minOps: 2000, maxOps: 50_000, maxMs: 40_000, budgetMs: 200 };
+const LOAD = { concurrency: 4, minOps: 2000, maxOps: 50_000, maxMs: 40_000, budgetMs: 200 };
 
 async function started(t: Test): Promise<HsmCluster> {
   const th = await makeTestHsm({ nodes: 2 });
