@@ -1,0 +1,174 @@
+// The demo contract (shared/demo-contract.md): every field of demo.json, the KMS console file
+// (S11), the HSM node processes, a clean SIGTERM/SIGINT stop with exit 0 and no process left,
+// and a second start on the same directory that reuses credentials, PKI and key material.
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import t from 'tap';
+import { removeDir, startDemo, type RunningDemo } from '../helpers/demo.js';
+import { b64, meta, request, XksClient } from '../helpers/xks-client.js';
+
+let d: RunningDemo;
+let c: XksClient;
+t.before(async () => {
+  d = await startDemo();
+  c = new XksClient(d.demo);
+});
+t.teardown(async () => {
+  c?.close();
+  if (d) {
+    await d.stop();
+    removeDir(d.dir);
+  }
+});
+
+const mode = (file: string) => statSync(file).mode & 0o777;
+
+/** Running, and not a zombie waiting to be reaped. */
+function alive(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]![0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+const parentOf = (pid: number) => Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+
+/** Processes exit a moment after their parent does: wait for that, boundedly. */
+async function gone(pids: number[]): Promise<boolean> {
+  for (let i = 0; i < 100 && pids.some(alive); i++) await sleep(100);
+  return !pids.some(alive);
+}
+
+t.test('demo.json: identity, endpoint and store fields', async (t) => {
+  const j = d.demo;
+  t.equal(j.pid, d.proc.pid, 'pid is the demo process');
+  t.ok(alive(j.pid), 'pid is live');
+  t.equal(j.endpoint, `https://localhost:${d.port}`);
+  t.equal(j.store, 'demo');
+  t.equal(j.uriPath, '/demo/kms/xks/v1');
+  t.equal(j.region, 'us-east-1');
+  t.equal(mode(`${d.dir}/demo.json`), 0o600, 'demo.json holds secrets: mode 0600');
+  t.notOk('clientCert' in j || 'clientKey' in j || 'wrongClientCert' in j || 'wrongClientKey' in j, 'no client certs without --mtls');
+  t.notOk('haproxy' in j, 'no haproxy without --haproxy-port');
+  t.same(readdirSync(d.dir).filter((f) => f.startsWith('demo.json') && f !== 'demo.json'), [], 'written atomically: no temp file left');
+});
+
+t.test('demo.json: two credential sets in the spec formats (S6, S7), both accepted', async (t) => {
+  const sets = [{ accessKeyId: d.demo.accessKeyId, secretAccessKey: d.demo.secretAccessKey }, d.demo.secondCredential];
+  for (const [i, cred] of sets.entries()) {
+    t.match(cred.accessKeyId, /^[A-Z2-7]{20,30}$/, `set ${i + 1}: access key id`);
+    t.match(cred.secretAccessKey, /^[A-Za-z0-9+/=]{43,64}$/, `set ${i + 1}: secret`);
+    t.equal((await c.call('/health', meta(), { credential: cred })).status, 200, `set ${i + 1}: authenticates`);
+  }
+  t.not(sets[0]!.accessKeyId, sets[1]!.accessKeyId);
+  t.not(sets[0]!.secretAccessKey, sets[1]!.secretAccessKey);
+});
+
+t.test('demo.json: caFile verifies the server for localhost and 127.0.0.1', async (t) => {
+  t.ok(d.demo.caFile.startsWith(d.dir), 'under DIR');
+  t.match(readFileSync(d.demo.caFile, 'utf8'), /^-----BEGIN CERTIFICATE-----/);
+  for (const host of ['localhost', '127.0.0.1']) {
+    const r = await request(`https://${host}:${d.port}/healthz`, { method: 'GET', headers: {}, ca: c.ca });
+    t.equal(r.status, 200, `${host}: the chain and the SAN verify`);
+  }
+});
+
+t.test('demo.json: the five keys', async (t) => {
+  t.same(d.demo.keys, {
+    encryptDecrypt: 'demo-encrypt-decrypt',
+    encryptOnly: 'demo-encrypt-only',
+    decryptOnly: 'demo-decrypt-only',
+    noUsage: 'demo-no-usage',
+    disabled: 'demo-disabled',
+  });
+  for (const id of Object.values(d.demo.keys)) t.equal((await c.call(`/keys/${id}/metadata`, meta())).status, 200, `${id} exists`);
+});
+
+t.test('demo.json: healthzUrl and metricsUrl answer', async (t) => {
+  t.equal(d.demo.healthzUrl, `https://localhost:${d.port}/healthz`);
+  const health = await request(d.demo.healthzUrl, { method: 'GET', headers: {}, ca: c.ca });
+  t.equal(health.status, 200, 'healthz: 200, unauthenticated');
+  t.equal(d.demo.metricsUrl, `http://127.0.0.1:${d.port + 1}/metrics`, 'metrics on PORT+1');
+  const metrics = await fetch(d.demo.metricsUrl);
+  t.equal(metrics.status, 200);
+  t.match(await metrics.text(), /^# (HELP|TYPE) /m, 'Prometheus text');
+});
+
+t.test('demo.json: configFile and auditLog live under DIR', async (t) => {
+  t.ok(d.demo.configFile.startsWith(d.dir) && existsSync(d.demo.configFile), 'configFile');
+  t.ok(d.demo.auditLog.startsWith(d.dir) && d.demo.auditLog.endsWith('/audit.log'), 'auditLog');
+});
+
+t.test('S11: kmsProxyConfigFile has the exact KMS console shape, mode 0600, and works', async (t) => {
+  const file = d.demo.kmsProxyConfigFile;
+  t.ok(file.startsWith(d.dir) && file.endsWith('kms-proxy-config.json'));
+  t.equal(mode(file), 0o600, 'mode 0600');
+  const j = JSON.parse(readFileSync(file, 'utf8')) as Record<string, any>;
+  t.same(Object.keys(j), ['XksProxyUriPath', 'XksProxyAuthenticationCredential']);
+  t.same(Object.keys(j['XksProxyAuthenticationCredential']), ['AccessKeyId', 'RawSecretAccessKey']);
+  t.equal(j['XksProxyUriPath'], d.demo.uriPath);
+  const cred = { accessKeyId: j['XksProxyAuthenticationCredential'].AccessKeyId, secretAccessKey: j['XksProxyAuthenticationCredential'].RawSecretAccessKey };
+  t.same(cred, { accessKeyId: d.demo.accessKeyId, secretAccessKey: d.demo.secretAccessKey }, 'the first credential set');
+  t.equal((await c.call('/health', meta(), { credential: cred })).status, 200, 'what KMS would be given authenticates');
+});
+
+t.test('demo.json: hsmNodes are live child processes holding the PKCS#11 module', async (t) => {
+  const nodes = d.demo.hsmNodes;
+  t.same(nodes.map((n) => n.id), ['hsm-1', 'hsm-2'], 'two nodes by default');
+  t.equal(new Set(nodes.map((n) => n.pid)).size, nodes.length, 'one process each');
+  for (const n of nodes) {
+    t.ok(alive(n.pid), `${n.id}: pid ${n.pid} is live`);
+    t.equal(parentOf(n.pid), d.demo.pid, `${n.id}: a child of the demo`);
+    t.match(readFileSync(`/proc/${n.pid}/maps`, 'utf8'), /libsofthsm2\.so/, `${n.id}: has the PKCS#11 module loaded`);
+  }
+  t.notMatch(readFileSync(`/proc/${d.demo.pid}/maps`, 'utf8'), /libsofthsm2\.so/, 'the main process does not');
+});
+
+t.test('stdout is JSON lines', async (t) => {
+  const lines = d.output().split('\n').filter((l) => l !== '');
+  t.ok(lines.length > 0);
+  for (const line of lines) t.doesNotThrow(() => JSON.parse(line), line.slice(0, 80));
+});
+
+t.test('SIGTERM exits 0 and leaves no HSM node; a second start on the same DIR reuses everything', async (t) => {
+  const first = d.demo;
+  const sealed = await c.call(`/keys/${first.keys.encryptDecrypt}/encrypt`, { ...meta(), plaintext: b64('across restarts'), encryptionAlgorithm: 'AES_GCM' });
+  t.equal(sealed.status, 200);
+  const kmsFile = readFileSync(first.kmsProxyConfigFile, 'utf8');
+  const ca = readFileSync(first.caFile, 'utf8');
+  c.close();
+
+  t.equal(await d.stop(), 0, 'SIGTERM: exit code 0');
+  t.ok(await gone([first.pid, ...first.hsmNodes.map((n) => n.pid)]), 'the demo and its HSM node processes are gone');
+
+  // A clean stop leaves the old demo.json behind; startDemo waits for the file to appear, so
+  // remove it to wait for the second run's own.
+  rmSync(join(d.dir, 'demo.json'));
+  d = await startDemo(['--nodes', '3'], { dir: d.dir });
+  c = new XksClient(d.demo);
+  const second = d.demo;
+  t.not(second.pid, first.pid, 'a new process');
+  t.same(
+    [second.accessKeyId, second.secretAccessKey, second.secondCredential],
+    [first.accessKeyId, first.secretAccessKey, first.secondCredential],
+    'the same credentials',
+  );
+  t.equal(readFileSync(second.kmsProxyConfigFile, 'utf8'), kmsFile, 'the same KMS console file');
+  t.equal(readFileSync(second.caFile, 'utf8'), ca, 'the same CA');
+  t.same(second.hsmNodes.map((n) => n.id), ['hsm-1', 'hsm-2', 'hsm-3'], '--nodes 3 adds a node');
+  const health = await c.call('/health', meta());
+  t.same((health.json?.ekmFleetDetails as Array<{ healthStatus: string }>).map((e) => e.healthStatus), ['ACTIVE', 'ACTIVE', 'ACTIVE']);
+  for (let i = 0; i < 6; i++) {
+    // Several calls, so more than one node is likely asked: every node holds the same key.
+    const dec = await c.call(`/keys/${second.keys.encryptDecrypt}/decrypt`, { ...meta(), ...sealed.json, encryptionAlgorithm: 'AES_GCM' });
+    t.equal(dec.json?.plaintext, b64('across restarts'), `the first run's ciphertext decrypts (${i + 1})`);
+  }
+
+  c.close();
+  const exit = new Promise<number | null>((res) => d.proc.once('exit', res));
+  d.proc.kill('SIGINT');
+  t.equal(await exit, 0, 'SIGINT: exit code 0');
+  t.ok(await gone([second.pid, ...second.hsmNodes.map((n) => n.pid)]), 'nothing left running');
+});
