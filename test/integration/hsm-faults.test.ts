@@ -80,9 +80,13 @@ t.test('every node frozen: each request rejects with DependencyTimeoutException,
     }
   }
   // Later requests too, whether the nodes are still being tried as a last resort or already gone.
-  await t.rejects(cluster.decrypt({ label: LABELS.aes, iv: Buffer.alloc(12), ciphertext: Buffer.alloc(1), tag: Buffer.alloc(16), hsmAad: Buffer.alloc(3) }, performance.now() + 200), {
-    errorName: 'DependencyTimeoutException',
-  });
+  const late = await cluster
+    .decrypt({ label: LABELS.aes, iv: Buffer.alloc(12), ciphertext: Buffer.alloc(1), tag: Buffer.alloc(16), hsmAad: Buffer.alloc(3) }, performance.now() + 200)
+    .then(
+      () => undefined,
+      (err: XksError) => err.errorName,
+    );
+  t.equal(late, 'DependencyTimeoutException');
   await waitFor('both nodes restarted and ACTIVE', () => allActive(cluster));
   const out = await cluster.encrypt({ label: LABELS.aes, plaintext: Buffer.from('x'), hsmAad: Buffer.alloc(3) }, performance.now() + 200);
   t.equal(out.ciphertext.length, 1);

@@ -25,7 +25,10 @@ const RECOVERY_PROBE_MS = 200;
 /** Preference between nodes in rotation, on top of their weights. */
 const HEALTH_FACTOR: Record<NodeHealth, number> = { ACTIVE: 4, DEGRADED: 1, UNAVAILABLE: 1 };
 
+/** Answers about the request itself: returned at once, never retried. */
 const FINAL: ReadonlySet<CallFailure> = new Set<CallFailure>(['invalid-ciphertext', 'key-usage']);
+/** Failures worth another attempt on a node tried already, when no other node is left (vendor HA). */
+const RETRY_SAME: ReadonlySet<CallFailure> = new Set<CallFailure>(['session', 'device', 'internal']);
 
 interface Node {
   client: NodeClient;
@@ -141,8 +144,7 @@ class Cluster implements HsmCluster {
     for (let attempt = 0; attempt <= this.nodes.length; attempt++) {
       const remaining = end - performance.now();
       if (remaining < MIN_CALL_MS) break;
-      // A timed-out node is not asked twice; after other failures a lone node may be (vendor HA).
-      const choice = this.pick(tried) ?? (last && last.kind !== 'timeout' ? this.pick(undefined) : undefined);
+      const choice = this.pick(tried) ?? (last && RETRY_SAME.has(last.kind) ? this.pick(undefined) : undefined);
       if (choice === 'busy') {
         if (last) break;
         throw new XksError('ThrottlingException', 'The HSM cluster is at capacity');

@@ -146,7 +146,12 @@ export class NodeClient extends EventEmitter {
         stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
       });
     } catch (err) {
-      this.onStartFailure(`HSM node ${this.id}: cannot start its process (${err instanceof Error ? err.message : String(err)})`);
+      const line = `HSM node ${this.id}: cannot start its process (${err instanceof Error ? err.message : String(err)})`;
+      if (this.firstStart) this.onStartFailure(line);
+      else {
+        this.opts.logger?.error({ node: this.id }, line);
+        this.scheduleRestart();
+      }
       return;
     }
     this.child = child;
@@ -156,7 +161,11 @@ export class NodeClient extends EventEmitter {
     });
     const startTimer = setTimeout(() => this.kill(`not ready within ${this.opts.startTimeoutMs} ms`), this.opts.startTimeoutMs);
     child.on('message', (msg: ChildMessage) => this.onMessage(child, msg, startTimer));
-    child.on('error', (err) => this.opts.logger?.debug({ node: this.id, err: err.message }, 'HSM node channel error'));
+    child.on('error', (err) => {
+      this.opts.logger?.debug({ node: this.id, err: err.message }, 'HSM node process error');
+      // A process that never started may not emit 'exit'.
+      if (child.pid === undefined) this.onExit(child, null, null, '');
+    });
     child.once('exit', (code, signal) => {
       clearTimeout(startTimer);
       this.onExit(child, code, signal, stderrTail);
@@ -229,15 +238,22 @@ export class NodeClient extends EventEmitter {
     this.state = 'down';
     this.emit('down', how);
     if (wasReady && Date.now() - this.readyAt >= this.opts.stableMs) this.nextBackoff = this.opts.backoffMinMs;
-    const delay = this.nextBackoff;
-    this.nextBackoff = Math.min(this.nextBackoff * 2, this.opts.backoffMaxMs);
+    const delay = this.scheduleRestart();
     if (this.limiter.allow('exit') >= 0) {
       this.opts.logger?.warn({ node: this.id, pid: child.pid, exit: how, restartInMs: delay }, 'HSM node process exited');
       if (stderrTail) this.opts.logger?.debug({ node: this.id, stderr: stderrTail }, 'HSM node process stderr');
     }
+  }
+
+  /** Restarts after the current back-off (doubling up to backoffMaxMs); returns the delay. */
+  private scheduleRestart(): number {
+    this.state = 'down';
+    const delay = this.nextBackoff;
+    this.nextBackoff = Math.min(this.nextBackoff * 2, this.opts.backoffMaxMs);
     this.restartTimer = setTimeout(() => {
       if (this.state === 'down') this.spawn();
     }, delay);
+    return delay;
   }
 
   /** The first start failed: report once, stop supervising, make sure no process is left. */
