@@ -1,7 +1,7 @@
 // `xks demo`: the appliance as a new operator first meets it (shared/demo-contract.md). Provision,
 // start, then publish demo.json (atomically) once the API answers and every HSM node is ACTIVE;
 // keep its pids current; stop cleanly on SIGTERM/SIGINT with exit code 0.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { startDemoHaproxy, type DemoHaproxy } from './haproxy.js';
 import { writeFileAtomic } from '../certs/atomic-write.js';
@@ -62,6 +62,8 @@ export async function runDemo(opts: DemoRunOptions): Promise<void> {
   const layout = demoLayout(opts.dir);
   const logger = createLogger('info');
   prepareDirs(layout);
+  // demo.json means "ready": a previous run's must not be mistaken for this one's.
+  rmSync(layout.demoJson, { force: true });
   const options: DemoOptions = { ...opts, haproxy: opts.haproxyPort !== undefined, module };
   logger.info({ dir: layout.dir, nodes: opts.nodes }, 'preparing demo: tokens, keys, certificates, credentials');
   await provisionTokens(layout, options);
@@ -94,6 +96,7 @@ export async function runDemo(opts: DemoRunOptions): Promise<void> {
     logger.info({ signal }, 'stopping');
     await haproxy?.stop();
     await app.close();
+    rmSync(layout.demoJson, { force: true });
     logger.flush();
     process.exit(0);
   };

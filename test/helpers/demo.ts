@@ -4,9 +4,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { packageRoot } from '../../xks/hsm/package-root.js';
 
-export const ROOT = resolve(import.meta.dirname, '..', '..');
+/** The package root, whether this runs from the sources (tap) or from dist/ (benchmarks). */
+export const ROOT = packageRoot();
 export const XKS_BIN = join(ROOT, 'bin', 'xks');
 
 export interface DemoJson {
@@ -75,6 +77,7 @@ export async function freePorts(span: number): Promise<number> {
 export async function startDemo(args: string[] = [], opts: { dir?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<RunningDemo> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'xks-demo-'));
   const port = await freePorts(8);
+  rmSync(join(dir, 'demo.json'), { force: true }); // a previous run's is not this run's readiness
   let out = '';
   const proc = spawn(...xksCommand(['demo', '--dir', dir, '--port', String(port), ...args]), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));

@@ -122,7 +122,7 @@ t.test('every text form of an IPv6 address matches its /128 (checked against ipa
     const forms = [
       addr.toRFC5952String(),
       addr.toNormalizedString(),
-      addr.toFixedLengthString(),
+      (addr as unknown as { toFixedLengthString(): string }).toFixedLengthString(), // present at run time, missing from the typings
       addr.toRFC5952String().toUpperCase(),
       `${addr.toRFC5952String()}%eth0`,
       // dotted IPv4 in the last 32 bits, with the six groups before it written out
