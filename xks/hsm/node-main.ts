@@ -49,9 +49,12 @@ function toWire(err: unknown): WireError {
   return { cls: 'internal', message: err instanceof Error ? err.message : String(err) };
 }
 
+/** Blocks the event loop until killed; leaves if the parent dies, which it could not notice otherwise. */
 function freeze(): never {
   const cell = new Int32Array(new SharedArrayBuffer(4));
-  for (;;) Atomics.wait(cell, 0, 0, 60_000);
+  const parent = process.ppid;
+  while (process.ppid === parent) Atomics.wait(cell, 0, 0, 1000);
+  process.exit(1);
 }
 
 process.on('message', (msg: InitMessage | CallRequest) => {
