@@ -18,11 +18,14 @@ export function healthCheckBody(h: InstanceHealth): { ok: boolean; body: object 
   return { ok, body: { status: ok ? 'ok' : h.draining ? 'draining' : 'unavailable' } };
 }
 
-/** HAProxy agent-check reply (one line): drain and down override the weight. */
+/**
+ * HAProxy agent-check reply (one line): drain and down override the weight. "ready" must come
+ * with "up": HAProxy leaves a drained server in DRAIN until the agent says ready.
+ */
 export function agentReply(h: InstanceHealth): string {
   if (!h.canServe) return 'down\n';
   if (h.draining) return 'drain\n';
-  return `up ${Math.max(1, Math.round(h.capacity * 100))}%\n`;
+  return `ready up ${Math.max(1, Math.round(h.capacity * 100))}%\n`;
 }
 
 export interface SideServer {

@@ -106,7 +106,10 @@ export function createPipeline(opts: PipelineOptions): RequestListener {
     const start = performance.now();
     const conn = currentConnection();
     const record: RequestRecord = {};
-    if (conn) record.source = conn.sourceAddress;
+    if (conn) {
+      record.source = conn.sourceAddress;
+      if (conn.sourcePort !== undefined) record.sourcePort = conn.sourcePort;
+    }
     if (conn?.vpceId) record.sourceVpce = conn.vpceId;
     const finish = () => {
       record.latencyMs = Math.round((performance.now() - start) * 100) / 100;

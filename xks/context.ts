@@ -14,7 +14,9 @@ export interface RequestRecord {
   keyId?: string;
   principal?: string;
   sourceVpce?: string;
+  /** The client: the TCP peer, or the source a trusted PROXY header names. */
   source?: string;
+  sourcePort?: number;
   accessKeyId?: string;
   node?: string;
   status?: number;

@@ -106,11 +106,19 @@ const tls = z
       .object({
         caFile: z.string().min(1),
         subjects: z.array(z.string().min(1)).min(1).optional(),
+        // true: TLS 1.2 only, and a refused client certificate ends the handshake with a
+        // handshake_failure alert (KMS and AWS's test client expect one). false: TLS 1.3 stays
+        // available, but a refused client only sees the connection closed after the handshake.
+        alertOnReject: z.boolean().default(true),
       })
       .strict()
       .optional(),
   })
-  .strict();
+  .strict()
+  .refine((t) => !(t.clientAuth?.alertOnReject && t.minVersion === 'TLSv1.3'), {
+    message: 'clientAuth.alertOnReject needs TLS 1.2 (the client certificate is encrypted in TLS 1.3): set minVersion TLSv1.2 or alertOnReject false',
+    path: ['clientAuth', 'alertOnReject'],
+  });
 
 export const configSchema = z
   .object({
@@ -177,6 +185,9 @@ export const configSchema = z
         callTimeoutMs: ms(5, 10_000).default(100),
         requestBudgetMs: ms(10, 10_000).default(200),
         probeIntervalMs: ms(100, 60_000).default(5000),
+        // A node process silent this long (every call and probe missing its deadline) is killed
+        // and restarted: long enough that a passing stall only takes it out of rotation.
+        hangKillAfterMs: ms(100, 600_000).default(10_000),
         healthKeyLabel: z.string().min(1).default('xks-health-test'),
         nodes: z.array(hsmNode).min(1, 'configure at least one HSM node').max(10, 'GetHealthStatus reports at most 10 nodes'),
       })

@@ -23,7 +23,7 @@ t.teardown(async () => {
       /* gone */
     }
   }
-  t.equal(await d.stop(), 0, 'demo exits 0 on SIGTERM');
+  await d.stop();
   removeDir(d.dir);
 });
 
@@ -125,4 +125,10 @@ t.test('every node frozen: every request answers 503 DependencyTimeoutException,
   }
   await waitFor('both nodes ACTIVE after recovery', allActive);
   t.pass('cluster recovered');
+});
+
+t.test('SIGTERM after all that: exit 0, no HSM node process left', async (t) => {
+  const pids = d.reload().hsmNodes.map((n) => n.pid);
+  t.equal(await d.stop(), 0, 'exit code 0');
+  for (const pid of pids) t.throws(() => process.kill(pid, 0), `node process ${pid} is gone`);
 });

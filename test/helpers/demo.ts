@@ -74,12 +74,13 @@ export async function freePorts(span: number): Promise<number> {
   throw new Error('no free ports');
 }
 
-export async function startDemo(args: string[] = [], opts: { dir?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<RunningDemo> {
+export async function startDemo(args: string[] | ((port: number) => string[]) = [], opts: { dir?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<RunningDemo> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'xks-demo-'));
   const port = await freePorts(8);
   rmSync(join(dir, 'demo.json'), { force: true }); // a previous run's is not this run's readiness
   let out = '';
-  const proc = spawn(...xksCommand(['demo', '--dir', dir, '--port', String(port), ...args]), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+  const extra = typeof args === 'function' ? args(port) : args;
+  const proc = spawn(...xksCommand(['demo', '--dir', dir, '--port', String(port), ...extra]), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const file = join(dir, 'demo.json');
@@ -91,7 +92,9 @@ export async function startDemo(args: string[] = [], opts: { dir?: string; timeo
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  const reload = () => JSON.parse(readFileSync(file, 'utf8')) as DemoJson;
+  let last: DemoJson | undefined;
+  // After a stop demo.json is gone: the last one read still names the pids to check.
+  const reload = () => (last = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as DemoJson) : last!);
   const running: RunningDemo = {
     dir,
     port,

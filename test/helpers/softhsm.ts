@@ -88,6 +88,7 @@ export async function makeTestHsm(opts: TestHsmOptions = {}): Promise<TestHsm> {
       callTimeoutMs: 100,
       requestBudgetMs: 200,
       probeIntervalMs: 500,
+      hangKillAfterMs: 300,
       healthKeyLabel: LABELS.health,
       ...opts.hsm,
       nodes,

@@ -57,7 +57,7 @@ class Cluster implements HsmCluster {
     private readonly logger?: Logger,
   ) {
     this.nodes = hsm.nodes.map((cfg) => {
-      const client = new NodeClient(cfg, { healthKeyLabel: hsm.healthKeyLabel, callTimeoutMs: hsm.callTimeoutMs, logger });
+      const client = new NodeClient(cfg, { healthKeyLabel: hsm.healthKeyLabel, callTimeoutMs: hsm.callTimeoutMs, hangKillAfterMs: hsm.hangKillAfterMs, logger });
       const node: Node = {
         client,
         cfg,

@@ -26,8 +26,10 @@ export interface NodeClientOptions {
   healthKeyLabel: string;
   /** The usual per-call deadline; the unresponsiveness window is measured in it. */
   callTimeoutMs: number;
-  /** Consecutive missed deadlines, with nothing answered in time for as many call timeouts, before SIGKILL. */
+  /** Consecutive missed deadlines before SIGKILL... */
   maxMisses?: number;
+  /** ...with nothing answered for this long (default: maxMisses call timeouts). */
+  hangKillAfterMs?: number;
   backoffMinMs?: number;
   backoffMaxMs?: number;
   /** A process that was up this long before dying restarts after backoffMinMs again. */
@@ -69,7 +71,17 @@ export class NodeClient extends EventEmitter {
   ) {
     super();
     this.id = cfg.id;
-    this.opts = { maxMisses: 3, backoffMinMs: 100, backoffMaxMs: 5000, stableMs: 10_000, startTimeoutMs: 30_000, ...opts, logger: opts.logger };
+    const maxMisses = opts.maxMisses ?? 3;
+    this.opts = {
+      maxMisses,
+      hangKillAfterMs: maxMisses * opts.callTimeoutMs,
+      backoffMinMs: 100,
+      backoffMaxMs: 5000,
+      stableMs: 10_000,
+      startTimeoutMs: 30_000,
+      ...opts,
+      logger: opts.logger,
+    };
     this.nextBackoff = this.opts.backoffMinMs;
   }
 
@@ -215,7 +227,7 @@ export class NodeClient extends EventEmitter {
     p.reject(new NodeCallError('timeout', `HSM node ${this.id} missed its deadline`));
     this.misses++;
     const silentMs = Date.now() - this.lastAnswerAt;
-    if (this.misses >= this.opts.maxMisses && silentMs >= this.opts.maxMisses * this.opts.callTimeoutMs) {
+    if (this.misses >= this.opts.maxMisses && silentMs >= this.opts.hangKillAfterMs) {
       this.kill(`${this.misses} missed deadlines, nothing answered for ${silentMs} ms`);
     }
   }
