@@ -26,11 +26,16 @@ export interface Appliance {
   readonly api: { address: string; port: number };
   health(): InstanceHealth;
   setDraining(draining: boolean): void;
+  /** Re-read the certificate chain, key and credential files; live connections stay up. */
+  reload(): { daysToExpire: number; stores: number };
   close(): Promise<void>;
 }
 
-/** Certificate problems: production refuses to start on any error; the demo warns. */
-export function checkCertificate(config: Config, logger: Logger, extraRoots: string[] = []): void {
+/**
+ * Certificate problems: production refuses (to start, or to load a new certificate) on any error;
+ * the demo warns. Returns the days until the first certificate of the chain expires.
+ */
+export function checkCertificate(config: Config, logger: Logger, extraRoots: string[] = []): number {
   const report = checkServerCertificate({
     chainPem: readFileSync(config.server.tls.certFile, 'utf8'),
     keyPem: readFileSync(config.server.tls.keyFile, 'utf8'),
@@ -43,6 +48,7 @@ export function checkCertificate(config: Config, logger: Logger, extraRoots: str
     }
     logger.warn({ code: p.code, daysToExpire: report.daysToExpire }, `certificate: ${p.message}`);
   }
+  return report.daysToExpire;
 }
 
 export function buildKeyStores(config: Config): KeyStore[] {
@@ -51,9 +57,9 @@ export function buildKeyStores(config: Config): KeyStore[] {
 
 export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts: { extraRoots?: string[] } = {}): Promise<Appliance> {
   const { config } = loaded;
-  checkCertificate(config, logger, opts.extraRoots);
-  const stores = buildKeyStores(config);
   const metrics = new Metrics();
+  metrics.certificateDaysToExpire.set(checkCertificate(config, logger, opts.extraRoots));
+  const stores = buildKeyStores(config);
   const hsm = createHsmCluster(config.hsm, logger.child({ component: 'hsm' }));
   hsm.onChange((nodes) => metrics.nodes(nodes));
   const closers: Array<() => Promise<void>> = [() => hsm.close()];
@@ -75,8 +81,9 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
       return { canServe: canServe(nodes), capacity: nodes.filter((n) => n.health === 'ACTIVE').length / Math.max(1, nodes.length), draining };
     };
     const requestLog = logger.child({ component: 'request' });
+    const router = new Router(stores.map((store) => ({ uriPath: store.uriPath, store })), config.health.path);
     const pipeline = createPipeline({
-      router: new Router(stores.map((store) => ({ uriPath: store.uriPath, store })), config.health.path),
+      router,
       deps: { hsm, keys: new KeyDirectory(hsm), proxy: config.proxy, hsmConfig: config.hsm },
       maxBodyBytes: config.server.maxBodyBytes,
       requestBudgetMs: config.hsm.requestBudgetMs,
@@ -101,6 +108,26 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
       throw new ConfigError(`server.port: cannot listen on ${config.server.host}:${config.server.port} (${err.code ?? err.message})`);
     });
     closers.push(() => listener.close());
+    // Checked first, swapped only when good: a bad new certificate never replaces a working one.
+    const reload = () => {
+      const daysToExpire = checkCertificate(config, logger, opts.extraRoots);
+      const next = buildKeyStores(config);
+      listener.reloadTls(config);
+      router.replace(next.map((store) => ({ uriPath: store.uriPath, store })));
+      metrics.certificateDaysToExpire.set(daysToExpire);
+      logger.info({ daysToExpire, stores: next.length }, 'reloaded certificate, key and credentials');
+      return { daysToExpire, stores: next.length };
+    };
+    // Expiry is a total outage: say so every day from the warning window on.
+    const expiryWatch = setInterval(() => {
+      try {
+        metrics.certificateDaysToExpire.set(checkCertificate(config, logger, opts.extraRoots));
+      } catch (err) {
+        logger.error({ err: (err as Error).message }, 'certificate check failed');
+      }
+    }, 86_400_000);
+    expiryWatch.unref();
+    closers.push(async () => clearInterval(expiryWatch));
     const side: SideServer[] = [];
     closers.push(async () => {
       await Promise.all(side.map((s) => s.close()));
@@ -112,6 +139,7 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
     const control = await startControlServer(controlSocketPath(loaded.file), {
       status: () => ({ api, draining, health: health(), agent: agentReply(health()).trim(), nodes: hsm.status() }),
       setDraining,
+      reload,
       injectFault: (node, fault) => {
         logger.warn({ node, fault }, 'fault injected');
         return hsm.injectFault(node, fault);
@@ -126,6 +154,7 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
       api,
       health,
       setDraining,
+      reload,
       close: closeAll,
     };
   } catch (err) {

@@ -12,13 +12,20 @@ export type Route<S> =
 const KEY_OP = /^\/keys\/([A-Za-z0-9._-]{1,128})\/(metadata|encrypt|decrypt)$/;
 
 export class Router<S> {
-  private readonly stores = new Map<string, S>();
+  private stores = new Map<string, S>();
 
   constructor(
     stores: Iterable<{ uriPath: string; store: S }>,
     private readonly healthCheckPath: string,
   ) {
-    for (const { uriPath, store } of stores) this.stores.set(uriPath, store);
+    this.replace(stores);
+  }
+
+  /** Swap every store at once (reload): a request sees the old set or the new, never a mix. */
+  replace(stores: Iterable<{ uriPath: string; store: S }>): void {
+    const next = new Map<string, S>();
+    for (const { uriPath, store } of stores) next.set(uriPath, store);
+    this.stores = next;
   }
 
   /** `url` is req.url as received; XKS URIs carry no query string (T6). */

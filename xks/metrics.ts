@@ -39,6 +39,12 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly certificateDaysToExpire = new Gauge({
+    name: 'xks_proxy_certificate_days_to_expire',
+    help: 'Days until the server certificate chain expires (KMS cannot connect after that)',
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
   }

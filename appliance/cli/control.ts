@@ -30,6 +30,11 @@ export function register(program: Command): void {
     .requiredOption('--config <FILE>', 'configuration file of the running appliance')
     .action(async (o: { config: string }) => print(await controlCall(resolve(o.config), '/undrain')));
   program
+    .command('reload')
+    .description('Reload the server certificate chain, its key and the credential files without a restart; a bad new certificate (checked first) is refused and the old one kept')
+    .requiredOption('--config <FILE>', 'configuration file of the running appliance')
+    .action(async (o: { config: string }) => print(await controlCall(resolve(o.config), '/reload')));
+  program
     .command('fault')
     .description('Fault injection for tests and demos: make one HSM node slow, failing or frozen, or clear it (kind none)')
     .requiredOption('--config <FILE>', 'configuration file of the running appliance')

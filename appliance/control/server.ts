@@ -9,6 +9,7 @@ import type { Fault } from '../../xks/hsm/types.js';
 
 export interface ControlTarget {
   status(): object;
+  reload(): object;
   setDraining(draining: boolean): void;
   injectFault(nodeId: string, fault: Fault): Promise<void>;
 }
@@ -35,6 +36,7 @@ const ROUTES: Record<string, Handler> = {
   '/status': (_b, t) => t.status(),
   '/drain': (_b, t) => (t.setDraining(true), t.status()),
   '/undrain': (_b, t) => (t.setDraining(false), t.status()),
+  '/reload': (_b, t) => t.reload(),
   '/fault': async (b, t) => {
     if (typeof b['node'] !== 'string') throw new ControlError('node is required');
     await t.injectFault(b['node'], parseFault(b));
@@ -77,7 +79,11 @@ export async function startControlServer(path: string, target: ControlTarget): P
       .then((body) => handler(body, target))
       .then(
         (out) => reply(200, out),
-        (err: Error) => reply(err instanceof ControlError ? 400 : 500, { error: err.message }),
+        // Config and control errors are the operator's to fix: say what; anything else stays vague.
+        (err: Error) => {
+          const operator = err instanceof ControlError || err.name === 'ConfigError';
+          reply(operator ? 400 : 500, { error: operator ? err.message : 'internal error (see the service log)' });
+        },
       );
   });
   await new Promise<void>((resolve, reject) => {

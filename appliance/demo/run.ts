@@ -102,6 +102,13 @@ export async function runDemo(opts: DemoRunOptions): Promise<void> {
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGHUP', () => {
+    try {
+      app.reload();
+    } catch (err) {
+      logger.error({ err: (err as Error).message }, 'reload refused; the running certificate and credentials stay');
+    }
+  });
   publish();
   app.hsm.onChange(() => {
     if (!stopping) publish();
