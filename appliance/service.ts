@@ -112,7 +112,11 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
     const reload = () => {
       const daysToExpire = checkCertificate(config, logger, opts.extraRoots);
       const next = buildKeyStores(config);
-      listener.reloadTls(config);
+      try {
+        listener.reloadTls(config);
+      } catch (err) {
+        throw new ConfigError(`server.tls: the new certificate and key cannot be loaded (${(err as Error).message}); the running ones stay`);
+      }
       router.replace(next.map((store) => ({ uriPath: store.uriPath, store })));
       metrics.certificateDaysToExpire.set(daysToExpire);
       logger.info({ daysToExpire, stores: next.length }, 'reloaded certificate, key and credentials');
