@@ -137,9 +137,18 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
       await Promise.all(side.map((s) => s.close()));
     });
     const host = config.metrics.host;
-    if (config.metrics.port) side.push(await startMetricsHttp(host, config.metrics.port, () => metrics.registry.metrics(), metrics.registry.contentType));
-    if (config.health.httpPort) side.push(await startHealthHttp(config.server.host, config.health.httpPort, config.health.path, health));
-    if (config.health.agentPort) side.push(await startAgentCheck(config.server.host, config.health.agentPort, health));
+    const sideListen = (field: string, port: number, start: () => Promise<SideServer>) =>
+      start().then(
+        (server) => void side.push(server),
+        (err: NodeJS.ErrnoException) => {
+          throw new ConfigError(`${field}: cannot listen on port ${port} (${err.code ?? err.message})`);
+        },
+      );
+    const { port: metricsPort } = config.metrics;
+    const { httpPort, agentPort } = config.health;
+    if (metricsPort) await sideListen('metrics.port', metricsPort, () => startMetricsHttp(host, metricsPort, () => metrics.registry.metrics(), metrics.registry.contentType));
+    if (httpPort) await sideListen('health.httpPort', httpPort, () => startHealthHttp(config.server.host, httpPort, config.health.path, health));
+    if (agentPort) await sideListen('health.agentPort', agentPort, () => startAgentCheck(config.server.host, agentPort, health));
     const control = await startControlServer(controlSocketPath(loaded.file), {
       status: () => ({ api, draining, health: health(), agent: agentReply(health()).trim(), nodes: hsm.status() }),
       setDraining,

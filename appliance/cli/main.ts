@@ -5,6 +5,7 @@ import { CliError } from './errors.js';
 import { register as registerControl } from './control.js';
 import { register as registerDemo } from './demo.js';
 import { register as registerHaproxy } from './haproxy.js';
+import { register as registerServe } from './serve.js';
 
 export { CliError };
 
@@ -13,6 +14,7 @@ export async function main(argv: string[]): Promise<void> {
     .description('AWS KMS External Key Store (XKS) proxy appliance')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
+  registerServe(program);
   registerDemo(program);
   registerControl(program);
   registerHaproxy(program);

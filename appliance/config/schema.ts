@@ -26,10 +26,13 @@ export const externalKeyId = z
 export const KEY_USAGES = ['ENCRYPT', 'DECRYPT'] as const;
 
 const secretSource = z
-  .object({
-    file: z.string().min(1).optional(),
-    env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name').optional(),
-  })
+  .object(
+    {
+      file: z.string().min(1).optional(),
+      env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name').optional(),
+    },
+    { error: 'give { file: PATH } (mode 0600) or { env: NAME }; PINs are never written inline' },
+  )
   .strict()
   .refine((s) => (s.file ? 1 : 0) + (s.env ? 1 : 0) === 1, 'give exactly one of "file" (mode 0600) or "env"; PINs are never written inline');
 

@@ -8,6 +8,7 @@ import { writeFileAtomic } from '../certs/atomic-write.js';
 import { loadConfig } from '../config/load.js';
 import { createLogger } from '../logging.js';
 import { writeKmsProxyConfig } from '../kms-config.js';
+import { runUntilSignalled } from '../lifecycle.js';
 import { startAppliance, type Appliance } from '../service.js';
 import { DEMO_KEYS, DEMO_PREFIX, DEMO_REGION, DEMO_STORE, demoLayout, type DemoLayout } from './layout.js';
 import { demoConfig, demoCredentials, prepareDirs, provisionPki, provisionTokens, writeConfig, type DemoOptions } from './provision.js';
@@ -89,29 +90,15 @@ export async function runDemo(opts: DemoRunOptions): Promise<void> {
     extra['haproxy'] = { endpoint: haproxy.endpoint, monitorUrl: haproxy.monitorUrl, configFile: haproxy.configFile, pid: haproxy.pid };
   }
   const publish = () => writeFileAtomic(layout.demoJson, JSON.stringify(demoJson(layout, app, pki, creds, extra), null, 2) + '\n', 0o600);
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'stopping');
-    await haproxy?.stop();
-    await app.close();
-    rmSync(layout.demoJson, { force: true });
-    logger.flush();
-    process.exit(0);
-  };
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
-  process.on('SIGHUP', () => {
-    try {
-      app.reload();
-    } catch (err) {
-      logger.error({ err: (err as Error).message }, 'reload refused; the running certificate and credentials stay');
-    }
-  });
+  const life = runUntilSignalled(
+    app,
+    logger,
+    async () => haproxy?.stop(),
+    () => rmSync(layout.demoJson, { force: true }),
+  );
   publish();
   app.hsm.onChange(() => {
-    if (!stopping) publish();
+    if (!life.stopping) publish();
   });
   logger.info({ demoJson: layout.demoJson, endpoint: `https://localhost:${app.api.port}` }, 'demo ready');
 }

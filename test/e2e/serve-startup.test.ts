@@ -1,0 +1,130 @@
+// `xks serve --config FILE` as an operator meets it: a good configuration serves and stops with
+// exit 0; a bad configuration, a missing token, a wrong PIN and the like refuse to start with one
+// clear line on stderr: no stack trace, never the PIN or a secret.
+import t, { type Test } from 'tap';
+import { spawn } from 'node:child_process';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse, stringify } from 'yaml';
+import { freePorts, removeDir, startDemo, xksCommand, type DemoJson } from '../helpers/demo.js';
+import { XksClient } from '../helpers/xks-client.js';
+
+let dir = '';
+let demo: DemoJson;
+let base: Record<string, any>;
+let pin = '';
+
+t.before(async () => {
+  const d = await startDemo(['--nodes', '1']);
+  dir = d.dir;
+  demo = d.demo;
+  await d.stop();
+  base = parse(readFileSync(join(dir, 'xks.yaml'), 'utf8'));
+  pin = readFileSync(join(dir, 'secrets', 'user.pin'), 'utf8');
+});
+t.teardown(() => removeDir(dir));
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Start `xks serve` on a variant of the demo's configuration; stop it after `untilReady` if it starts. */
+async function serve(mutate: (c: any) => void, untilReady?: (port: number) => Promise<void>): Promise<Run> {
+  const config = structuredClone(base);
+  const port = await freePorts(4);
+  config.server.port = port;
+  config.metrics.port = port + 1;
+  config.health = { ...config.health, httpPort: port + 2, agentPort: port + 3 };
+  mutate(config);
+  const file = join(dir, `serve-${port}.yaml`);
+  writeFileSync(file, stringify(config), { mode: 0o600 });
+  const proc = spawn(...xksCommand(['serve', '--config', file]), { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  proc.stdout!.on('data', (b: Buffer) => (stdout += b));
+  proc.stderr!.on('data', (b: Buffer) => (stderr += b));
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  if (untilReady) {
+    const end = Date.now() + 30_000;
+    while (!stdout.includes('xks proxy ready') && proc.exitCode === null && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+    if (proc.exitCode === null) {
+      await untilReady(port);
+      proc.kill('SIGTERM');
+    }
+  }
+  const timer = setTimeout(() => proc.kill('SIGKILL'), 30_000);
+  const code = await exited;
+  clearTimeout(timer);
+  return { code, stdout, stderr };
+}
+
+function refused(t: Test, r: Run, pattern: RegExp) {
+  t.not(r.code, 0, 'exits non-zero');
+  const lines = r.stderr.trim().split('\n');
+  t.equal(lines.length, 1, `one line: ${r.stderr.trim()}`);
+  t.match(lines[0], /^xks: /);
+  t.match(lines[0], pattern);
+  t.notMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  t.notOk(r.stderr.includes(pin) || r.stdout.includes(pin), 'the PIN appears nowhere');
+  t.notOk(r.stderr.includes(demo.secretAccessKey), 'no secret');
+}
+
+t.test('a good configuration serves, and SIGTERM stops it with exit 0', async (t) => {
+  const r = await serve(
+    () => {},
+    async (port) => {
+      const client = new XksClient({ ...demo, endpoint: `https://localhost:${port}` });
+      const reply = await client.call('/health', { requestMetadata: { kmsRequestId: 'serve', kmsOperation: 'KmsHealthCheck' } });
+      client.close();
+      t.equal(reply.status, 200, 'GetHealthStatus through xks serve');
+    },
+  );
+  t.equal(r.code, 0, 'exit 0 on SIGTERM');
+});
+
+t.test('an inline PIN is refused, naming the field', async (t) => {
+  refused(t, await serve((c) => (c.hsm.nodes[0].pin = pin)), /hsm\.nodes\[0\]\.pin: .*never written inline/);
+});
+
+t.test('an unknown field is refused, naming it', async (t) => {
+  refused(t, await serve((c) => (c.server.keepAliveTimout = 1)), /unrecognized|keepAliveTimout/);
+});
+
+t.test('a wrong PIN: one line saying the login failed', async (t) => {
+  const wrong = join(dir, 'secrets', 'wrong.pin');
+  writeFileSync(wrong, '000000000000', { mode: 0o600 });
+  refused(t, await serve((c) => (c.hsm.nodes[0].pin = { file: wrong })), /hsm-1.*(PIN|login)/i);
+});
+
+t.test('a missing token: one line naming the token', async (t) => {
+  refused(t, await serve((c) => (c.hsm.nodes[0].tokenLabel = 'no-such-token')), /no-such-token/);
+});
+
+t.test('a missing PKCS#11 module: one line naming it', async (t) => {
+  refused(t, await serve((c) => (c.hsm.nodes[0].module = '/nonexistent/libvendor.so')), /\/nonexistent\/libvendor\.so/);
+});
+
+t.test('a credentials file readable by others: told to chmod 600', async (t) => {
+  const file = join(dir, 'secrets', 'credentials-demo.yaml');
+  chmodSync(file, 0o644);
+  try {
+    refused(t, await serve(() => {}), /chmod 600/);
+  } finally {
+    chmodSync(file, 0o600);
+  }
+});
+
+t.test('a port in use: one line naming it', async (t) => {
+  const r = await serve((c) => (c.server.port = c.metrics.port = c.server.port));
+  refused(t, r, /metrics\.port: cannot listen on port \d+ \(EADDRINUSE\)/);
+});
+
+t.test('a missing configuration file', async (t) => {
+  const proc = spawn(...xksCommand(['serve', '--config', join(dir, 'nope.yaml')]), { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  proc.stderr!.on('data', (b: Buffer) => (stderr += b));
+  const code = await new Promise((r) => proc.once('exit', r));
+  refused(t, { code: code as number, stdout: '', stderr }, /nope\.yaml: no such file/);
+});
