@@ -5,25 +5,19 @@
 import t from 'tap';
 import { DEMO_KEYS } from '../../appliance/demo/layout.js';
 import { MAX_PLAINTEXT_BYTES } from '../../xks/validate.js';
-import { removeDir, startDemo, type RunningDemo } from '../helpers/demo.js';
+import { type RunningDemo } from '../helpers/demo.js';
+import { withDemo } from '../helpers/fixture.js';
 import { gcmSeal, lenientOnlyBase64, loadKeyMaterial, specErrorProblem, specHsmAad, SPEC_ERRORS } from '../helpers/oracle.js';
 import { meta, XksClient } from '../helpers/xks-client.js';
 
 let d: RunningDemo;
 let c: XksClient;
 let keyOf: (id: string) => Buffer;
-t.before(async () => {
-  d = await startDemo();
-  c = new XksClient(d.demo);
+withDemo(t, [], (demo, client) => {
+  d = demo;
+  c = client;
   const material = loadKeyMaterial(d.dir);
   keyOf = (id) => material.get(DEMO_KEYS.find((k) => k.id === id)!.label)!;
-});
-t.teardown(async () => {
-  c?.close();
-  if (d) {
-    await d.stop();
-    removeDir(d.dir);
-  }
 });
 
 const KEY = 'demo-encrypt-decrypt';

@@ -1,25 +1,19 @@
 // The demo contract (shared/demo-contract.md): every field of demo.json, the KMS console file
 // (S11), the HSM node processes, a clean SIGTERM/SIGINT stop with exit 0 and no process left,
 // and a second start on the same directory that reuses credentials, PKI and key material.
-import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
-import { removeDir, startDemo, type RunningDemo } from '../helpers/demo.js';
+import { startDemo, type RunningDemo } from '../helpers/demo.js';
+import { withDemo } from '../helpers/fixture.js';
 import { b64, meta, request, XksClient } from '../helpers/xks-client.js';
 
 let d: RunningDemo;
 let c: XksClient;
-t.before(async () => {
-  d = await startDemo();
-  c = new XksClient(d.demo);
-});
-t.teardown(async () => {
-  c?.close();
-  if (d) {
-    await d.stop();
-    removeDir(d.dir);
-  }
+withDemo(t, [], (demo, client) => {
+  d = demo;
+  c = client;
 });
 
 const mode = (file: string) => statSync(file).mode & 0o777;
@@ -143,9 +137,7 @@ t.test('SIGTERM exits 0 and leaves no HSM node; a second start on the same DIR r
   t.equal(await d.stop(), 0, 'SIGTERM: exit code 0');
   t.ok(await gone([first.pid, ...first.hsmNodes.map((n) => n.pid)]), 'the demo and its HSM node processes are gone');
 
-  // A clean stop leaves the old demo.json behind; startDemo waits for the file to appear, so
-  // remove it to wait for the second run's own.
-  rmSync(join(d.dir, 'demo.json'));
+  t.notOk(existsSync(join(d.dir, 'demo.json')), 'a clean stop removes demo.json: it means "ready"');
   d = await startDemo(['--nodes', '3'], { dir: d.dir });
   c = new XksClient(d.demo);
   const second = d.demo;

@@ -1,23 +1,17 @@
 // Conformance §2.6 (GetHealthStatus, H1-H6) against a three-node demo: one ekmFleetDetails entry
 // per HSM node, every field typed as the spec says.
 import t from 'tap';
-import { removeDir, startDemo, type RunningDemo } from '../helpers/demo.js';
+import { type RunningDemo } from '../helpers/demo.js';
+import { withDemo } from '../helpers/fixture.js';
 import { specErrorProblem } from '../helpers/oracle.js';
 import { XksClient } from '../helpers/xks-client.js';
 
 const NODES = 3;
 let d: RunningDemo;
 let c: XksClient;
-t.before(async () => {
-  d = await startDemo(['--nodes', String(NODES)]);
-  c = new XksClient(d.demo);
-});
-t.teardown(async () => {
-  c?.close();
-  if (d) {
-    await d.stop();
-    removeDir(d.dir);
-  }
+withDemo(t, ['--nodes', String(NODES)], (demo, client) => {
+  d = demo;
+  c = client;
 });
 
 /** Health's requestMetadata as KMS sends it (H1): no awsPrincipalArn, no kmsKeyArn. */

@@ -1,7 +1,8 @@
 // Conformance §2.0 (requestMetadata rules M1-M4, on all four APIs) and §2.1 (GetKeyMetadata,
 // K1-K6) against the demo's five keys.
 import t from 'tap';
-import { removeDir, startDemo, type RunningDemo } from '../helpers/demo.js';
+import { type RunningDemo } from '../helpers/demo.js';
+import { withDemo } from '../helpers/fixture.js';
 import { specErrorProblem } from '../helpers/oracle.js';
 import { b64, meta, XksClient } from '../helpers/xks-client.js';
 
@@ -9,19 +10,12 @@ let d: RunningDemo;
 let c: XksClient;
 /** A valid decrypt body (an encrypt output) to vary requestMetadata on. */
 let sealed: Record<string, string>;
-t.before(async () => {
-  d = await startDemo();
-  c = new XksClient(d.demo);
+withDemo(t, [], async (demo, client) => {
+  d = demo;
+  c = client;
   const enc = await c.call(`/keys/${KEY}/encrypt`, { ...meta(), plaintext: b64('metadata'), encryptionAlgorithm: 'AES_GCM' });
   if (enc.status !== 200) throw new Error(`setup encrypt: ${enc.status} ${enc.text}`);
   sealed = enc.json;
-});
-t.teardown(async () => {
-  c?.close();
-  if (d) {
-    await d.stop();
-    removeDir(d.dir);
-  }
 });
 
 const KEY = 'demo-encrypt-decrypt';

@@ -4,22 +4,16 @@
 import https from 'node:https';
 import tls from 'node:tls';
 import t from 'tap';
-import { removeDir, startDemo, type RunningDemo } from '../helpers/demo.js';
+import { type RunningDemo } from '../helpers/demo.js';
+import { withDemo } from '../helpers/fixture.js';
 import { specErrorProblem } from '../helpers/oracle.js';
 import { b64, meta, request, XksClient, type Reply } from '../helpers/xks-client.js';
 
 let d: RunningDemo;
 let c: XksClient;
-t.before(async () => {
-  d = await startDemo();
-  c = new XksClient(d.demo);
-});
-t.teardown(async () => {
-  c?.close();
-  if (d) {
-    await d.stop();
-    removeDir(d.dir);
-  }
+withDemo(t, [], (demo, client) => {
+  d = demo;
+  c = client;
 });
 
 const KEY = 'demo-encrypt-decrypt';

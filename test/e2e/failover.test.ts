@@ -5,7 +5,7 @@
 import t from 'tap';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { removeDir, startDemo, xksCommand, type RunningDemo } from '../helpers/demo.js';
+import { startDemo, xksCommand, type RunningDemo, stopAndRemove } from '../helpers/demo.js';
 import { runLoad } from '../helpers/load.js';
 
 const xks = (args: string[]) => promisify(execFile)(...xksCommand(args));
@@ -15,16 +15,7 @@ t.before(async () => {
   d = await startDemo(['--nodes', '2']);
 });
 t.teardown(async () => {
-  if (!d) return;
-  for (const n of d.reload().hsmNodes) {
-    try {
-      process.kill(n.pid, 'SIGCONT');
-    } catch {
-      /* gone */
-    }
-  }
-  await d.stop();
-  removeDir(d.dir);
+  await stopAndRemove(d);
 });
 
 async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms = 30_000): Promise<void> {

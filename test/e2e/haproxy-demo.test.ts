@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { promisify } from 'node:util';
-import { removeDir, startDemo, xksCommand, type RunningDemo } from '../helpers/demo.js';
+import { startDemo, xksCommand, type RunningDemo, stopAndRemove } from '../helpers/demo.js';
 import { meta, XksClient } from '../helpers/xks-client.js';
 import { freePorts } from '../helpers/demo.js';
 
@@ -21,21 +21,9 @@ t.before(async () => {
 });
 t.teardown(async () => {
   client?.close();
-  if (!d) return;
-  resumeAll();
-  await d.stop();
-  removeDir(d.dir);
+  await stopAndRemove(d);
 });
 
-function resumeAll(): void {
-  for (const n of d.reload().hsmNodes) {
-    try {
-      process.kill(n.pid, 'SIGCONT');
-    } catch {
-      /* gone */
-    }
-  }
-}
 
 const monitorStatus = (url: string) =>
   new Promise<number>((resolve) => {

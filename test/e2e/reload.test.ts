@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { stringify, parse } from 'yaml';
 import { issueServerCert } from '../../appliance/certs/devpki.js';
 import { newCredential } from '../../appliance/demo/provision.js';
-import { removeDir, startDemo, xksCommand, type RunningDemo } from '../helpers/demo.js';
+import { startDemo, xksCommand, type RunningDemo, stopAndRemove } from '../helpers/demo.js';
 import { XksClient } from '../helpers/xks-client.js';
 
 const xks = (args: string[]) => promisify(execFile)(...xksCommand(args));
@@ -20,10 +20,7 @@ t.before(async () => {
   d = await startDemo();
 });
 t.teardown(async () => {
-  if (d) {
-    await d.stop();
-    removeDir(d.dir);
-  }
+  await stopAndRemove(d);
 });
 
 const health = { requestMetadata: { kmsRequestId: 'reload', kmsOperation: 'KmsHealthCheck' } };

@@ -119,3 +119,17 @@ export async function startDemo(args: string[] | ((port: number) => string[]) = 
 export function removeDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
+
+/** Test-file teardown: resume any node a test froze, stop the demo, remove its directory. */
+export async function stopAndRemove(d: RunningDemo | undefined): Promise<void> {
+  if (!d) return;
+  for (const n of d.reload()?.hsmNodes ?? []) {
+    try {
+      process.kill(n.pid, 'SIGCONT');
+    } catch {
+      /* gone */
+    }
+  }
+  await d.stop();
+  removeDir(d.dir);
+}

@@ -1,22 +1,14 @@
 // Encrypt (spec §2.2): AES-GCM on the HSM with the framed AAD (§2.4), a versioned
 // ciphertextMetadata, and the CDIV computed before a verification decrypt (§2.5, C3).
 import { frameHsmAad, METADATA_V1 } from '../aad.js';
-import { XksError } from '../errors.js';
 import { requireUsage } from '../keys.js';
-import { authorize } from '../policy.js';
+import { cryptoKey } from './key-request.js';
 import { parseEncrypt } from '../validate.js';
 import type { XksDeps, XksRequest } from '../context.js';
 
 export async function encrypt(req: XksRequest, deps: XksDeps): Promise<object> {
   const body = parseEncrypt(req.body);
-  const metadata = body.requestMetadata;
-  req.record.kmsRequestId = metadata.kmsRequestId;
-  req.record.kmsOperation = metadata.kmsOperation;
-  req.record.principal = metadata.awsPrincipalArn;
-  const key = deps.keys.configured(req.store, req.keyId!);
-  if (!key.enabled) throw new XksError('InvalidStateException', 'The external key is disabled');
-  authorize({ store: req.store, key, metadata, sourceAddress: req.sourceAddress, connectionVpceId: req.connectionVpceId });
-  const info = await deps.keys.info(key, req.deadline, false);
+  const { key, info } = await cryptoKey(req, deps, body.requestMetadata);
   // The CDIV needs a verification decrypt, so it needs DECRYPT too (C4).
   requireUsage(key, info, body.cdiv ? ['ENCRYPT', 'DECRYPT'] : ['ENCRYPT']);
   const hsmAad = frameHsmAad(body.aad, METADATA_V1);

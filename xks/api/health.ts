@@ -3,6 +3,7 @@
 // can serve (H6).
 import { XksError } from '../errors.js';
 import { parseRequestMetadata } from '../validate.js';
+import { noteMetadata } from './key-request.js';
 import type { XksDeps, XksRequest } from '../context.js';
 import type { NodeStatus } from '../hsm/types.js';
 
@@ -23,8 +24,7 @@ export function canServe(nodes: readonly NodeStatus[]): boolean {
 
 export async function getHealthStatus(req: XksRequest, deps: XksDeps): Promise<object> {
   const metadata = parseRequestMetadata(req.body, 'health');
-  req.record.kmsRequestId = metadata.kmsRequestId;
-  req.record.kmsOperation = metadata.kmsOperation;
+  noteMetadata(req, metadata);
   const nodes = deps.hsm.status();
   if (!canServe(nodes)) throw new XksError('DependencyTimeoutException', 'No HSM node is available');
   return {

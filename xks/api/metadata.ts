@@ -3,13 +3,12 @@
 import { authorize } from '../policy.js';
 import { effectiveUsage, keySpecOf } from '../keys.js';
 import { parseRequestMetadata } from '../validate.js';
+import { noteMetadata } from './key-request.js';
 import type { XksDeps, XksRequest } from '../context.js';
 
 export async function getKeyMetadata(req: XksRequest, deps: XksDeps): Promise<object> {
   const metadata = parseRequestMetadata(req.body, 'metadata');
-  req.record.kmsRequestId = metadata.kmsRequestId;
-  req.record.kmsOperation = metadata.kmsOperation;
-  req.record.principal = metadata.awsPrincipalArn;
+  noteMetadata(req, metadata);
   const key = deps.keys.configured(req.store, req.keyId!);
   authorize({ store: req.store, key, metadata, sourceAddress: req.sourceAddress, connectionVpceId: req.connectionVpceId });
   const info = await deps.keys.info(key, req.deadline, true);
