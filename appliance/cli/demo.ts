@@ -18,6 +18,7 @@ const collect = (value: string, previous: string[]) => [...previous, value];
 export function register(program: Command): void {
   program
     .command('demo')
+    .summary('run a complete demo appliance on SoftHSM2 (ready when DIR/demo.json appears)')
     .description(
       'Run a complete demo appliance in the foreground: SoftHSM2 tokens (one per HSM node, same keys), a development CA and\n' +
         'server certificate for localhost, SigV4 credentials, five demo keys, the KMS console file, and DIR/demo.json once ready.\n' +

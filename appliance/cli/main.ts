@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config/load.js';
 import { CliError } from './errors.js';
+import { register as registerConfigTools } from './config-tools.js';
 import { register as registerControl } from './control.js';
 import { register as registerDemo } from './demo.js';
 import { register as registerHaproxy } from './haproxy.js';
@@ -17,6 +18,7 @@ export async function main(argv: string[]): Promise<void> {
   registerServe(program);
   registerDemo(program);
   registerControl(program);
+  registerConfigTools(program);
   registerHaproxy(program);
   try {
     await program.parseAsync(argv);

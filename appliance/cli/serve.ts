@@ -9,6 +9,7 @@ import { startAppliance } from '../service.js';
 export function register(program: Command): void {
   program
     .command('serve')
+    .summary('run the XKS proxy with one configuration file (production)')
     .description(
       'Run the XKS proxy in the foreground with one configuration file (JSON log lines on stdout).\n' +
         'The configuration, the certificate (production mode: it must chain to a KMS trusted root and name proxy.hostname)\n' +
