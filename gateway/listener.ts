@@ -11,10 +11,11 @@ import { CidrList } from './allowlist.js';
 import { connectionContext, type ConnectionInfo } from './connection.js';
 import { readProxyHeader } from './proxy-protocol.js';
 import { startsWithTls } from './first-byte.js';
-import { allowedClientSubjects, clientSubjectAllowed, tlsOptions } from './tls-options.js';
+import { allowedClientSubjects, clientCaCertificates, clientSubjectAllowed, tlsOptions } from './tls-options.js';
+import { gateClientCertificate } from './client-cert-gate.js';
 import { errorBody, type ErrorName } from '../xks/errors.js';
 
-export type RejectReason = 'allowlist' | 'proxy-protocol' | 'per-source-limit' | 'tls-client-subject' | 'tls-handshake';
+export type RejectReason = 'allowlist' | 'proxy-protocol' | 'per-source-limit' | 'tls-client-subject' | 'tls-client-certificate' | 'tls-handshake';
 
 export interface ListenerEvents {
   /** A connection refused before any HTTP: logged and counted by the caller. */
@@ -54,6 +55,11 @@ export function createApiListener(config: Config, handler: RequestListener, even
   const subjects = allowedClientSubjects(config);
   const perSource = new Map<string, number>();
   const headersTimeout = s.headersTimeoutMs ?? 20_000;
+  // clientAuth.alertOnReject: the gate refuses bad client certificates inside the (TLS 1.2)
+  // handshake with an alert; its refusals are reported by the gate, not again as a TLS error.
+  let tlsConfig = s.tls;
+  let clientCas = clientCaCertificates(tlsConfig);
+  const refusedByGate = new WeakSet<ConnectionInfo>();
 
   const server = https.createServer(
     {
@@ -74,6 +80,8 @@ export function createApiListener(config: Config, handler: RequestListener, even
   server.maxRequestsPerSocket = 0;
   server.on('clientError', answerClientError);
   server.on('tlsClientError', (err, socket) => {
+    const info = connectionContext.getStore();
+    if (info && refusedByGate.has(info)) return socket.destroy();
     events.onReject('tls-handshake', connectionContext.getStore()?.sourceAddress, (err as NodeJS.ErrnoException).code ?? err.message);
     socket.destroy();
   });
@@ -89,7 +97,17 @@ export function createApiListener(config: Config, handler: RequestListener, even
   // The https server never listens itself, so start its request-timeout checks by hand.
   server.emit('listening');
 
-  const admit = (stream: Duplex, info: ConnectionInfo): void => {
+  const gate = (socket: net.Socket, info: ConnectionInfo) =>
+    gateClientCertificate(socket, {
+      caCerts: clientCas,
+      subjects,
+      onReject(reason) {
+        refusedByGate.add(info);
+        events.onReject('tls-client-certificate', info.sourceAddress, reason);
+      },
+    });
+
+  const admit = (stream: net.Socket, info: ConnectionInfo): void => {
     if (!allow.has(info.sourceAddress)) {
       events.onReject('allowlist', info.sourceAddress);
       stream.destroy();
@@ -107,7 +125,7 @@ export function createApiListener(config: Config, handler: RequestListener, even
       if (left <= 0) perSource.delete(info.sourceAddress);
       else perSource.set(info.sourceAddress, left);
     });
-    connectionContext.run(info, () => server.emit('connection', stream));
+    connectionContext.run(info, () => server.emit('connection', tlsConfig.clientAuth?.alertOnReject ? gate(stream, info) : stream));
   };
 
   /** A trusted proxy's connection: read its PROXY header (or, in optional mode, see direct TLS). */
@@ -155,6 +173,8 @@ export function createApiListener(config: Config, handler: RequestListener, even
       }),
     reloadTls(next: Config) {
       server.setSecureContext(tlsOptions(next.server.tls));
+      clientCas = clientCaCertificates(next.server.tls);
+      tlsConfig = next.server.tls;
     },
     close: () =>
       new Promise((resolve) => {

@@ -1,9 +1,10 @@
 // TLS settings for the API listener (spec T3, S9): TLS 1.2 and 1.3, AEAD suites with forward
 // secrecy only (the spec's four are included), the operator's full chain, optional client auth.
-import { randomBytes } from 'node:crypto';
+import { X509Certificate, constants, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { TlsOptions, TLSSocket } from 'node:tls';
 import type { Config } from '../appliance/config/schema.js';
+import { pemCertificates } from '../appliance/certs/x509.js';
 
 /** TLS 1.3 suites first, then TLS 1.2 ECDHE AEAD suites (NLB HTTPS health checks use TLS 1.2). */
 export const CIPHERS = [
@@ -33,8 +34,20 @@ export function tlsOptions(tls: Config['server']['tls']): TlsOptions {
     options.ca = readFileSync(tls.clientAuth.caFile);
     options.requestCert = true;
     options.rejectUnauthorized = true;
+    if (tls.clientAuth.alertOnReject) {
+      // The client-certificate gate reads the client's Certificate message, plaintext only up to
+      // TLS 1.2; and it sees only the first handshake, so no renegotiation to another identity.
+      options.maxVersion = 'TLSv1.2';
+      options.secureOptions = constants.SSL_OP_NO_RENEGOTIATION;
+    }
   }
   return options;
+}
+
+/** The trust anchors for the client-certificate gate: every certificate in the client CA file. */
+export function clientCaCertificates(tls: Config['server']['tls']): X509Certificate[] {
+  if (!tls.clientAuth) return [];
+  return pemCertificates(readFileSync(tls.clientAuth.caFile, 'utf8')).map((pem) => new X509Certificate(pem));
 }
 
 /** KMS presents CN=cks.kms.<region>.amazonaws.com (S9); the operator may configure others. */
