@@ -121,6 +121,14 @@ t.test('a port in use: one line naming it', async (t) => {
   refused(t, r, /metrics\.port: cannot listen on port \d+ \(EADDRINUSE\)/);
 });
 
+t.test('production mode refuses a certificate that does not chain to a KMS trusted root', async (t) => {
+  refused(t, await serve((c) => (c.mode = 'production')), /server\.tls\.certFile: .*root/);
+});
+
+t.test('production mode refuses a certificate that does not name proxy.hostname', async (t) => {
+  refused(t, await serve((c) => ((c.mode = 'production'), (c.proxy.hostname = 'xks.example.com'))), /server\.tls\.certFile: .*xks\.example\.com/);
+});
+
 t.test('a missing configuration file', async (t) => {
   const proc = spawn(...xksCommand(['serve', '--config', join(dir, 'nope.yaml')]), { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
