@@ -78,7 +78,6 @@ function mutate(buf: Buffer): Buffer {
 
 t.test(`${FLIGHTS} mutated flights, random chunking: a verdict, never an exception`, async (t) => {
   const counts = { inspect: 0, pass: 0, reject: 0, accepted: 0 };
-  // A chain the judge accepted is only possible unmutated: DER signatures cover every byte.
   for (let n = 0; n < FLIGHTS; n++) {
     const bytes = n % 10 === 0 ? flight() : mutate(flight());
     let judged: string | null | undefined;
