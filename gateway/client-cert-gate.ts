@@ -32,9 +32,10 @@ const LINGER_MS = 2000;
 const CLIENT_AUTH_USAGES = ['1.3.6.1.5.5.7.3.2', '2.5.29.37.0'];
 
 /**
- * Why the chain (DER, leaf first) is refused, or null to let it through: the leaf must carry an
- * allowed CN, be usable for client auth, and chain through certificates of `chain` to one of
- * `caCerts`, every certificate on the way (anchor included) inside its validity period.
+ * Why the chain (DER, leaf first) is refused, or null to let it through: the leaf must be inside
+ * its validity period, chain through certificates of `chain` to one of `caCerts` (each of them
+ * valid too), carry an allowed CN and be usable for client auth. Checked in that order, so the
+ * reason logged for an impostor is its issuer, not the name it claims.
  */
 export function judgeClientChain(chain: readonly Buffer[], opts: Pick<ClientCertGateOptions, 'caCerts' | 'subjects' | 'now'>): string | null {
   if (chain.length === 0) return 'no client certificate';
@@ -48,21 +49,25 @@ export function judgeClientChain(chain: readonly Buffer[], opts: Pick<ClientCert
   const now = (opts.now ?? (() => new Date()))().getTime();
   const current = (c: X509Certificate) => notBefore(c).getTime() <= now && now <= notAfter(c).getTime();
   const leaf = certs[0]!;
+  if (!current(leaf)) return 'certificate expired or not yet valid';
+  const untrusted = trustPath(leaf, certs.slice(1), opts.caCerts, current);
+  if (untrusted !== null) return untrusted;
   const cns = leaf.subject.split('\n').filter((line) => line.startsWith('CN='));
   const cn = cns.length === 1 ? cns[0]!.slice(3) : undefined;
   if (opts.subjects.size > 0 && (cn === undefined || !opts.subjects.has(cn))) return `subject CN ${JSON.stringify(cn ?? null)} not allowed`;
   if (leaf.keyUsage && !leaf.keyUsage.some((u) => CLIENT_AUTH_USAGES.includes(u))) return 'certificate not for client authentication';
-  if (!current(leaf)) return 'certificate expired or not yet valid';
+  return null;
+}
 
-  // Walk up: each step reaches a trust anchor or uses up one intermediate of the chain.
+/** Walks up from the leaf: each step reaches a trust anchor or uses up one intermediate. */
+function trustPath(leaf: X509Certificate, intermediates: X509Certificate[], anchors: readonly X509Certificate[], current: (c: X509Certificate) => boolean): string | null {
   let child = leaf;
-  const unused = certs.slice(1);
   for (;;) {
-    const anchor = opts.caCerts.find((ca) => issuedBy(child, ca));
+    const anchor = anchors.find((ca) => issuedBy(child, ca));
     if (anchor) return current(anchor) ? null : 'client CA certificate expired or not yet valid';
-    const i = unused.findIndex((c) => c.ca && issuedBy(child, c));
+    const i = intermediates.findIndex((c) => c.ca && issuedBy(child, c));
     if (i < 0) return 'certificate not issued by a trusted client CA';
-    child = unused.splice(i, 1)[0]!;
+    child = intermediates.splice(i, 1)[0]!;
     if (!current(child)) return 'intermediate certificate expired or not yet valid';
   }
 }

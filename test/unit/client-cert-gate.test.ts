@@ -213,6 +213,7 @@ t.test('judge: refuses the wrong issuer, time, CN or purpose', async (t) => {
       })(),
       /client CA certificate expired/,
     ],
+    ['an impostor with another CN: its issuer is the reason given', judge([der(selfSignedCert({ cn: 'impostor' }))]), /not issued by a trusted client CA/],
     ['too long a chain', judge(Array.from({ length: MAX_CHAIN_LENGTH + 1 }, () => der(good))), /chain of 11/],
     ['no certificate', judge([]), /no client certificate/],
   ];
