@@ -3,7 +3,7 @@
  * client certificate (expired, self-signed, another CA, the wrong CN, none) ends the handshake
  * with a fatal handshake_failure alert, as AWS's XKS test client requires
  * ("TLS alert, handshake failure" in `curl -v`), and never reaches HTTP; KMS's certificate gets
- * TLS 1.2 keep-alive. Also behind a PROXY header (v1 from curl, v2 with the header and the
+ * TLS 1.2 keep-alive and session resumption. Also behind a PROXY header (v1 from curl, v2 with the header and the
  * ClientHello in one segment), on garbage bytes, and with alertOnReject off (TLS 1.3, no alert).
  */
 import { spawn } from 'node:child_process';
@@ -232,6 +232,32 @@ t.test('gated listener: KMS certificate over TLS 1.2, refused ones get the alert
       t.same(Buffer.concat(received), HANDSHAKE_FAILURE_ALERT, name);
       t.match(stack.rejections, [{ reason: 'tls-client-certificate', detail: reason }]);
     }
+  });
+
+  t.test('a resumed session (no Certificate message) passes the gate and keeps its identity', async (t) => {
+    stack.requests.length = 0;
+    const read = (f: string) => readFileSync(f, 'utf8');
+    const connect = (session?: Buffer) =>
+      new Promise<{ reused: boolean; session: Buffer | undefined; body: string }>((resolve, reject) => {
+        const c = tls.connect({ port: stack.port, host: '127.0.0.1', servername: 'localhost', ca: read(files.serverCa), cert: read(files.good.cert), key: read(files.good.key), session });
+        let ticket: Buffer | undefined;
+        let reused = false;
+        let body = '';
+        c.on('session', (s: Buffer) => (ticket = s));
+        c.on('secureConnect', () => {
+          reused = c.isSessionReused();
+          c.write('GET /resumed HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
+        });
+        c.setEncoding('utf8').on('data', (d: string) => (body += d));
+        c.on('error', reject);
+        c.on('close', () => resolve({ reused, session: ticket, body }));
+      });
+    const first = await connect();
+    t.ok(first.session, 'a session ticket');
+    const second = await connect(first.session);
+    t.ok(second.reused, 'the session was resumed');
+    t.match(second.body, /^HTTP\/1\.1 200 OK/);
+    t.match(stack.requests, [{ cn: CN }, { cn: CN, protocol: 'TLSv1.2' }]);
   });
 
   t.test('a client leaving mid-handshake is a TLS error, reported with its source', async (t) => {
