@@ -6,9 +6,11 @@
 // request-line mutations, so those reach validation and routing instead of stopping at SigV4.
 //
 // Sections: PRNG · request draft and wire form · SigV4 signer · mutators · case builder ·
-// response parser · reply rules · TLS runner. The raw response parser and the runner are also
-// used by the hardening and edge-proxy tests.
+// response parser · reply rules · TLS runner · bookkeeping · raw exchanges (the signer, the
+// parser and the raw exchanges also serve the hardening and edge-proxy tests).
 import { createHash, createHmac } from 'node:crypto';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { DEMO_KEYS } from '../../appliance/demo/layout.js';
 import type { DemoJson } from './demo.js';
@@ -208,7 +210,9 @@ export interface FuzzCase {
 
 const CRLF = '\r\n';
 
-function serialize(d: Draft): Buffer {
+type WireRequest = Pick<Draft, 'method' | 'target' | 'version' | 'headers' | 'body'> & { payload?: Buffer | undefined };
+
+function serialize(d: WireRequest): Buffer {
   let head = `${d.method} ${d.target} ${d.version}${CRLF}`;
   for (const [name, value] of d.headers) head += `${name}: ${value}${CRLF}`;
   return Buffer.concat([Buffer.from(head + CRLF, 'latin1'), d.payload ?? d.body]);
@@ -1426,4 +1430,125 @@ export class FuzzTally {
   byLabel(): Record<string, number> {
     return Object.fromEntries([...this.labels].sort((a, b) => b[1] - a[1]));
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw exchanges for tests that need bytes no HTTP client sends: one signed request as wire bytes,
+// replies collected from any socket, and a real ClientHello to replay over plain TCP.
+
+const defaultSigner = new FastSigner();
+
+/** A signed XKS request as it goes on the wire (Content-Length framing unless `framing` says). */
+export function signedRequest(opts: {
+  host: string;
+  path: string;
+  body: string | Buffer;
+  credential: Credential;
+  region: string;
+  method?: string;
+  date?: Date;
+  headers?: Array<[string, string]>;
+}): Buffer {
+  const body = Buffer.from(opts.body);
+  const method = opts.method ?? 'POST';
+  const headers: Array<[string, string]> = [['Host', opts.host], ['Content-Type', 'application/json'], ...(opts.headers ?? [])];
+  const signed = defaultSigner.sign({ method, path: opts.path, headers, body }, opts.credential, opts.region, opts.date ?? new Date());
+  headers.push(['X-Amz-Date', signed['x-amz-date']], ['Authorization', signed.authorization], ['Content-Length', String(body.length)]);
+  return serialize({ method, target: opts.path, version: 'HTTP/1.1', headers, body });
+}
+
+export interface Collected {
+  responses: RawResponse[];
+  /** The socket closed before `ms` passed or `until` held. */
+  closed: boolean;
+  /** Bytes received in all, parsed or not. */
+  received: number;
+}
+
+/**
+ * Write `bytes` (if any) and read replies until the socket closes, `until(responses)` holds or
+ * `ms` pass. The socket is left open unless it closed.
+ */
+export function collectReplies(socket: Duplex, bytes: Buffer | string | undefined, opts: { ms: number; until?: (r: RawResponse[]) => boolean; head?: boolean }): Promise<Collected> {
+  return new Promise((resolve) => {
+    const parser = new ResponseParser();
+    const responses: RawResponse[] = [];
+    let received = 0;
+    const drain = (ended: boolean) => {
+      for (let r = parser.next(opts.head ?? false, ended); r; r = parser.next(opts.head ?? false, ended)) responses.push(r);
+    };
+    const finish = (closed: boolean) => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('close', onClose);
+      drain(closed);
+      resolve({ responses, closed, received });
+    };
+    const onData = (chunk: Buffer) => {
+      received += chunk.length;
+      parser.push(chunk);
+      drain(false);
+      if (opts.until?.(responses)) finish(false);
+    };
+    const onClose = () => finish(true);
+    const timer = setTimeout(() => finish(false), opts.ms);
+    socket.on('data', onData);
+    socket.once('close', onClose);
+    socket.on('error', () => undefined);
+    if (bytes !== undefined) socket.write(bytes);
+  });
+}
+
+/** An open TLS connection to 127.0.0.1:`port` (rejects when the handshake fails). */
+export function tlsConnect(port: number, ca: Buffer, extra: tls.ConnectionOptions = {}): Promise<tls.TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca, ...extra }, () => {
+      socket.off('error', reject);
+      resolve(socket);
+    });
+    socket.setNoDelay(true);
+    socket.once('error', reject);
+  });
+}
+
+/** The ClientHello a Node TLS client sends to `servername`, captured by a local listener. */
+export function captureClientHello(servername = 'localhost'): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer((socket) => {
+      socket.once('data', (chunk: Buffer) => {
+        resolve(chunk);
+        socket.destroy();
+        server.close();
+      });
+    });
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      const client = tls.connect({ host: '127.0.0.1', port, servername, rejectUnauthorized: false });
+      client.on('error', () => undefined);
+    });
+    server.on('error', reject);
+  });
+}
+
+/**
+ * Plain TCP to 127.0.0.1:`port`: write `bytes`, then collect what comes back until the server
+ * closes, `ms` pass, or (with `firstReply`) the first bytes arrive.
+ */
+export function tcpExchange(port: number, bytes: Buffer, ms: number, firstReply = false): Promise<{ received: Buffer; closed: boolean }> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    const socket = net.connect(port, '127.0.0.1', () => socket.write(bytes));
+    const timer = setTimeout(() => done(false), ms);
+    const done = (closed: boolean) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ received: Buffer.concat(chunks), closed });
+    };
+    socket.on('data', (c: Buffer) => {
+      chunks.push(c);
+      if (firstReply) done(false);
+    });
+    socket.on('error', () => undefined);
+    socket.once('close', () => done(true));
+  });
 }
