@@ -1,7 +1,8 @@
 // Edge hardening of the API listener, against the real appliance:
-//  - the demo as started by `xks demo`: slow-loris cut off by the headers timeout while others are
-//    served, keep-alive beyond Node's default 5 s, the body cap (501), oversized headers and
-//    request smuggling (one JSON 400, connection closed, the smuggled request never processed);
+//  - the demo as started by `xks demo`: slow-loris (and a silent connection) cut off by the
+//    headers timeout while others are served, keep-alive idle beyond Node's default 5 s and beyond
+//    the headers timeout, the body cap (501), oversized headers, request smuggling (one JSON 400,
+//    connection closed, the smuggled request never processed) and pipelining;
 //  - the demo with `--allow 10.0.0.0/8`: 127.0.0.1 is refused before TLS (no ServerHello);
 //  - settings the demo flags do not expose, in-process through startAppliance() with the demo's
 //    tokens, certificates and credentials and a configuration file validated by the real loader:
@@ -17,7 +18,7 @@ import { loadConfig } from '../../appliance/config/load.js';
 import { createLogger } from '../../appliance/logging.js';
 import { startAppliance, type Appliance } from '../../appliance/service.js';
 import { freePorts, removeDir, startDemo, type RunningDemo } from '../helpers/demo.js';
-import { captureClientHello, collectReplies, signedRequest, tcpExchange, tlsConnect, type RawResponse } from '../helpers/fuzz.js';
+import { captureClientHello, classifyReply, collectReplies, signedRequest, tcpExchange, tlsConnect, type RawResponse } from '../helpers/fuzz.js';
 import { specErrorProblem } from '../helpers/oracle.js';
 import { b64, meta, XksClient, type Reply } from '../helpers/xks-client.js';
 
@@ -36,7 +37,10 @@ t.before(async () => {
   ca = readFileSync(d.demo.caFile);
   client = new XksClient(d.demo);
   clientHello = await captureClientHello();
+  // These take tens of seconds of waiting: they run while the other demo tests do.
   loris = slowLoris();
+  silent = silentConnection();
+  idle = keptAliveThroughIdle();
 });
 t.teardown(async () => {
   client?.close();
@@ -76,6 +80,44 @@ interface LorisResult {
 }
 
 let loris: Promise<LorisResult>;
+let silent: Promise<{ reply: RawResponse | undefined; closed: boolean }>;
+let idle: Promise<IdleResult>;
+
+interface IdleResult {
+  statuses: number[];
+  keepAlive: string | undefined;
+  /** Requests served before the connection closed, if it did. */
+  closedAfter: number | undefined;
+}
+
+/**
+ * One connection, three requests: idle 6 s (past Node's default 5 s keep-alive), then 50 s more
+ * (past the headers timeout plus Node's 30 s check, which must not apply between requests).
+ */
+async function keptAliveThroughIdle(): Promise<IdleResult> {
+  const socket = await tlsConnect(d.port, ca);
+  const statuses: number[] = [];
+  let closedAfter: number | undefined;
+  socket.once('close', () => (closedAfter = statuses.length));
+  let keepAlive: string | undefined;
+  for (const [i, pause] of [0, 6000, 50_000].entries()) {
+    await sleep(pause);
+    if (closedAfter !== undefined) break;
+    const got = await collectReplies(socket, signedHealth(`hardening-keepalive-${i}`), { ms: 5000, until: (r) => r.length > 0 });
+    statuses.push(got.responses[0]?.status ?? 0);
+    keepAlive ??= got.responses[0]?.headers['keep-alive'];
+  }
+  socket.destroy();
+  return { statuses, keepAlive, closedAfter };
+}
+
+/** A TLS connection that never sends a request is not held forever either. */
+async function silentConnection(): Promise<{ reply: RawResponse | undefined; closed: boolean }> {
+  const socket = await tlsConnect(d.port, ca);
+  const got = await collectReplies(socket, undefined, { ms: HEADERS_TIMEOUT_MS + 40_000 });
+  socket.destroy();
+  return { reply: got.responses[0], closed: got.closed };
+}
 
 /** Header bytes, one line a second, never the blank line that ends them; others call meanwhile. */
 async function slowLoris(): Promise<LorisResult> {
@@ -98,21 +140,6 @@ async function slowLoris(): Promise<LorisResult> {
   socket.destroy();
   return { reply: got.responses[0], closed: got.closed, elapsedMs: performance.now() - started, trickled, servedMeanwhile };
 }
-
-t.test('keep-alive: a connection idle for longer than Node’s default 5 s still serves the next request', async (t) => {
-  const socket = await tlsConnect(d.port, ca);
-  let closedAt: number | undefined;
-  socket.once('close', () => (closedAt = performance.now()));
-  const first = await collectReplies(socket, signedHealth('hardening-keepalive-1'), { ms: 5000, until: (r) => r.length > 0 });
-  t.equal(first.responses[0]?.status, 200, 'first request served');
-  t.match(first.responses[0]?.headers['keep-alive'] ?? '', /timeout=360\b/, 'the server announces a 360 s keep-alive');
-  await sleep(6000);
-  t.equal(closedAt, undefined, 'still open after 6 s idle');
-  const second = await collectReplies(socket, signedHealth('hardening-keepalive-2'), { ms: 5000, until: (r) => r.length > 0 });
-  t.equal(second.responses[0]?.status, 200, 'the same connection serves a second request');
-  t.equal(closedAt, undefined, 'and stays open');
-  socket.destroy();
-});
 
 t.test('body above the limit: 501 UnsupportedOperationException as JSON, then the connection closes', async (t) => {
   const { config } = await loadConfig(d.demo.configFile);
@@ -178,6 +205,27 @@ t.test('request smuggling: one JSON 400, the connection closed, the smuggled req
   for (const id of ids) t.notOk(audit.includes(id), `${id}: never processed`);
 });
 
+t.test('pipelining: a valid request then malformed bytes in one write: its 200 first, then a JSON 400', async (t) => {
+  const encrypt = signedRequest({
+    host: `localhost:${d.port}`,
+    path: `${d.demo.uriPath}/keys/${d.demo.keys.encryptDecrypt}/encrypt`,
+    body: JSON.stringify({ ...meta({ kmsRequestId: 'hardening-pipelined' }), plaintext: b64('pipelined'), encryptionAlgorithm: 'AES_GCM' }),
+    credential: credential(),
+    region: d.demo.region,
+  });
+  const got = await collectReplies(await tlsConnect(d.port, ca), Buffer.concat([encrypt, Buffer.from('GARBAGE\r\n\r\n')]), { ms: 5000 });
+  t.ok(got.closed, 'the connection is closed after the malformed bytes');
+  t.same(got.responses.map((r) => classifyReply(r, false).problem).filter(Boolean), [], 'every reply is spec JSON');
+  await sleep(1500);
+  const audited = readFileSync(d.demo.auditLog, 'utf8').split('\n').filter((l) => l.includes('"hardening-pipelined"'));
+  t.equal(audited.length, 1, 'the valid request was processed once');
+  // Known: gateway/listener.ts answers the parse error at once and ends the socket, ahead of the
+  // pending Encrypt's response: the client reads a 400 for a request the audit log shows as 200.
+  t.same(got.responses.map((r) => r.status), [200, 400], 'the Encrypt’s own 200 first, then the 400 for the garbage', {
+    todo: 'gateway/listener.ts: answerClientError writes ahead of an in-flight pipelined response',
+  });
+});
+
 t.test('slow loris: cut off by the headers timeout with a JSON error while other clients are served', async (t) => {
   const r = await loris;
   t.comment(`cut off after ${(r.elapsedMs / 1000).toFixed(1)} s and ${r.trickled} header lines (headersTimeout ${HEADERS_TIMEOUT_MS / 1000} s, enforced on Node's 30 s check)`);
@@ -189,6 +237,19 @@ t.test('slow loris: cut off by the headers timeout with a JSON error while other
   t.ok(r.elapsedMs >= HEADERS_TIMEOUT_MS, 'not before the headers timeout');
   t.ok(r.servedMeanwhile.length >= 5, `other clients called meanwhile (${r.servedMeanwhile.length})`);
   t.same([...new Set(r.servedMeanwhile)], [200], 'and were all served');
+});
+
+t.test('a TLS connection that never sends a request is closed by the same timeout', async (t) => {
+  const r = await silent;
+  t.ok(r.closed, 'closed by the server');
+  t.equal(r.reply && classifyReply(r.reply, false).problem, undefined, 'anything it says first is spec JSON');
+});
+
+t.test('keep-alive: idle past Node’s default 5 s, and past the headers timeout, the connection serves again', async (t) => {
+  const r = await idle;
+  t.match(r.keepAlive ?? '', /timeout=360\b/, 'the server announces a 360 s keep-alive');
+  t.same(r.statuses, [200, 200, 200], 'three requests on one connection: at once, after 6 s idle, after 50 s more');
+  t.equal(r.closedAfter, undefined, 'the server never closed it');
 });
 
 t.test('a real ClientHello gets a ServerHello from an allowed source (control for the allowlist test)', async (t) => {
