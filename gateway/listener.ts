@@ -5,7 +5,7 @@ import https from 'node:https';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import type { RequestListener } from 'node:http';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { Config } from '../appliance/config/schema.js';
 import { CidrList } from './allowlist.js';
 import { connectionContext, type ConnectionInfo } from './connection.js';
@@ -34,10 +34,18 @@ const CLIENT_ERRORS: Record<string, { status: number; name: ErrorName; message: 
   ERR_HTTP_REQUEST_TIMEOUT: { status: 400, name: 'ValidationException', message: 'Request timed out' },
 };
 
-/** Node's http server would answer a parse error with a bare 400; KMS must always get JSON (X3). */
-function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+/**
+ * Node's http server would answer a parse error with a bare 400; KMS must always get JSON (X3).
+ * A pipelined request may still be answering: the error reply waits for it, so replies stay in
+ * request order (the client never reads our 400 as the answer to its earlier request).
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, inFlight: ServerResponse | undefined): void {
   if (!socket.writable || (err.code === 'ECONNRESET' && socket.destroyed)) {
     socket.destroy();
+    return;
+  }
+  if (inFlight && !inFlight.writableFinished) {
+    inFlight.once('close', () => answerClientError(err, socket, undefined));
     return;
   }
   const e = CLIENT_ERRORS[err.code ?? ''] ?? { status: 400, name: 'ValidationException' as const, message: 'Malformed HTTP request' };
@@ -78,7 +86,15 @@ export function createApiListener(config: Config, handler: RequestListener, even
   );
   // Requests, not sockets, are the unit KMS pays for: no cap on requests per connection.
   server.maxRequestsPerSocket = 0;
-  server.on('clientError', answerClientError);
+  // The response each connection is writing, so a parse error on a pipelined request waits for it.
+  const inFlight = new WeakMap<Duplex, ServerResponse>();
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    inFlight.set(req.socket, res);
+    res.once('close', () => {
+      if (inFlight.get(req.socket) === res) inFlight.delete(req.socket);
+    });
+  });
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => answerClientError(err, socket, inFlight.get(socket)));
   server.on('tlsClientError', (err, socket) => {
     const info = connectionContext.getStore();
     if (info && refusedByGate.has(info)) return socket.destroy();
