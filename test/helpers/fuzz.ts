@@ -1,5 +1,6 @@
-// Seeded HTTP fuzzing of the XKS API. Every case is a function of (run seed, case index) alone,
-// so any reply that breaks a rule can be rebuilt byte for byte from those two numbers. A case
+// Seeded HTTP fuzzing of the XKS API. Every choice in a case (API, key, mutations, bytes) is a
+// function of (run seed, case index) alone, so a case that breaks a rule is rebuilt from those two
+// numbers (against another demo only its host, credentials and signature differ). A case
 // starts as a valid, signed XKS request (one of the four APIs) and is mutated at one or more
 // layers, in wire order: JSON value -> body bytes -> request line -> signing -> Authorization ->
 // headers -> framing (Content-Length / chunked) -> raw bytes. Bodies are re-signed after body and
@@ -109,6 +110,8 @@ export interface Credential {
 /** A valid Decrypt input (an oracle ciphertext), base64 fields as the API takes them. */
 export interface SealedInput {
   keyId: string;
+  /** What a successful Decrypt of it must return (base64); not sent. */
+  plaintext: string;
   ciphertext: string;
   initializationVector: string;
   authenticationTag: string;
@@ -145,9 +148,11 @@ export function demoTarget(demo: DemoJson, dir: string, seed: number, maxBodyByt
     for (let i = 0; i < 4; i++) {
       const aad = r.chance(0.5) ? r.bytes(r.range(1, 32)) : Buffer.alloc(0);
       const key = material.get(DEMO_KEYS.find((k) => k.id === keyId)!.label)!;
-      const s = gcmSeal(key, r.bytes(r.pick([1, 32, 100])), specHsmAad(aad, metadata), r.bytes(12));
+      const plaintext = r.bytes(r.pick([1, 32, 100]));
+      const s = gcmSeal(key, plaintext, specHsmAad(aad, metadata), r.bytes(12));
       sealed.push({
         keyId,
+        plaintext: plaintext.toString('base64'),
         ciphertext: s.ciphertext.toString('base64'),
         initializationVector: s.iv.toString('base64'),
         authenticationTag: s.tag.toString('base64'),
@@ -171,7 +176,7 @@ export function demoTarget(demo: DemoJson, dir: string, seed: number, maxBodyByt
 }
 
 // ---------------------------------------------------------------------------------------------
-// The request as it is being built, and its wire form. Strings are latin1: one char = one byte.
+// The request as it is being built, and its wire form. Head strings are latin1: a char is a byte.
 
 type Layer = 'json' | 'body' | 'line' | 'sign' | 'auth' | 'header' | 'framing' | 'raw';
 const LAYER_ORDER: readonly Layer[] = ['json', 'body', 'line', 'sign', 'auth', 'header', 'framing', 'raw'];
@@ -206,6 +211,8 @@ export interface FuzzCase {
   method: string;
   api: Api;
   mutators: string[];
+  /** A Decrypt case: the only plaintext a 200 may carry (GCM: no mutation can yield another). */
+  plaintext?: string;
 }
 
 const CRLF = '\r\n';
@@ -942,6 +949,8 @@ const MUTATORS: Mutator[] = [
   },
 ];
 
+const MUTATOR_WEIGHTS = MUTATORS.map((m) => [m, m.weight] as const);
+
 /** Mutator names by layer, in wire order, for reports. */
 export function mutatorsByLayer(): Record<string, string[]> {
   return Object.fromEntries(LAYER_ORDER.map((l) => [l, MUTATORS.filter((m) => m.layer === l).map((m) => m.name)]));
@@ -967,7 +976,8 @@ function uuid(r: Rng): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20)}`;
 }
 
-function baseBody(api: Api, r: Rng, t: FuzzTarget): Record<string, unknown> {
+/** A valid body for `api`; a decrypt body carries `sealed` (by default one drawn here). */
+function baseBody(api: Api, r: Rng, t: FuzzTarget, sealed: SealedInput = r.pick(t.sealed)): Record<string, unknown> {
   const requestMetadata: Record<string, unknown> = {
     kmsRequestId: uuid(r),
     kmsOperation: { health: 'KmsHealthCheck', metadata: 'DescribeKey', encrypt: 'Encrypt', decrypt: 'Decrypt' }[api],
@@ -984,8 +994,8 @@ function baseBody(api: Api, r: Rng, t: FuzzTarget): Record<string, unknown> {
     if (r.chance(0.5)) body['additionalAuthenticatedData'] = r.bytes(r.range(1, 64)).toString('base64');
     if (r.chance(0.5)) body['ciphertextDataIntegrityValueAlgorithm'] = 'SHA_256';
   } else if (api === 'decrypt') {
-    const { keyId: _keyId, ...sealed } = r.pick(t.sealed);
-    Object.assign(body, sealed, { encryptionAlgorithm: 'AES_GCM' });
+    const { keyId: _keyId, plaintext: _plaintext, ...fields } = sealed;
+    Object.assign(body, fields, { encryptionAlgorithm: 'AES_GCM' });
   }
   return body;
 }
@@ -1001,14 +1011,14 @@ const MUTATION_COUNT: ReadonlyArray<readonly [number, number]> = [[0, 8], [1, 60
 export function buildCase(t: FuzzTarget, seed: number, index: number, signer: FastSigner): FuzzCase {
   const r = new Rng(caseSeed(seed, index));
   const api = r.pick(APIS);
-  const keyId = api === 'decrypt' ? r.pick(t.sealed).keyId : t.keyIds[0]!;
+  const sealed = r.pick(t.sealed);
   const d: Draft = {
     api,
-    json: baseBody(api, r, t),
+    json: baseBody(api, r, t, sealed),
     jsonText: undefined,
     body: Buffer.alloc(0),
     method: 'POST',
-    target: apiPath(api, r, t, keyId),
+    target: apiPath(api, r, t, api === 'decrypt' ? sealed.keyId : t.keyIds[0]!),
     version: 'HTTP/1.1',
     headers: [['Host', t.host], ['Content-Type', 'application/json']],
     payload: undefined,
@@ -1017,7 +1027,7 @@ export function buildCase(t: FuzzTarget, seed: number, index: number, signer: Fa
     last: false,
   };
   const chosen: Mutator[] = [];
-  for (let n = r.weighted(MUTATION_COUNT); n > 0; n--) chosen.push(r.weighted(MUTATORS.map((m) => [m, m.weight] as const)));
+  for (let n = r.weighted(MUTATION_COUNT); n > 0; n--) chosen.push(r.weighted(MUTATOR_WEIGHTS));
   const run = (layer: Layer) => {
     for (const m of chosen) if (m.layer === layer) m.apply(d, r, t);
   };
@@ -1045,6 +1055,7 @@ export function buildCase(t: FuzzTarget, seed: number, index: number, signer: Fa
     method: d.bytes.subarray(0, Math.max(0, d.bytes.indexOf(0x20))).toString('latin1'),
     api,
     mutators: chosen.map((m) => m.name),
+    ...(api === 'decrypt' ? { plaintext: sealed.plaintext } : {}),
   };
 }
 
@@ -1212,7 +1223,7 @@ export interface RunnerStats {
   connections: number;
   resumed: number;
   connectErrors: number;
-  /** A kept-alive connection closed by the server before the next request: retried once. */
+  /** Cases run again on a fresh connection after a reused one closed without a byte. */
   keepAliveRetries: number;
 }
 
@@ -1349,7 +1360,8 @@ export async function runCases(opts: RunnerOptions): Promise<RunnerStats> {
         const reused = conn.requests > 0;
         const ex = await conn.exchange(c, replyMs, closeMs);
         if (ex.outcome === 'closed' && reused && !ex.anyBytes && !retried) {
-          // The server closed an idle kept-alive connection as we wrote: not this case's doing.
+          // A reused connection closed without a byte may have been closed before this case
+          // reached the server: run it again on a fresh one, so that its outcome is its own.
           stats.keepAliveRetries++;
           conn = undefined;
           continue;
@@ -1379,6 +1391,14 @@ export interface Problem {
   request: string;
 }
 
+/** The operation a request line names by its path's last segment, when it names one. */
+function operationOf(bytes: Buffer): string | undefined {
+  const line = bytes.subarray(0, Math.max(0, bytes.indexOf('\r\n'))).toString('latin1');
+  const target = line.split(' ')[1] ?? '';
+  if (target === '/healthz') return 'healthz';
+  return /\/(health|metadata|encrypt|decrypt)$/.exec(target)?.[1];
+}
+
 export class FuzzTally {
   readonly labels = new Map<string, number>();
   readonly outcomes: Record<Outcome, number> = { reply: 0, closed: 0, hang: 0 };
@@ -1406,6 +1426,13 @@ export class FuzzTally {
       const { label, problem } = classifyReply(res, head);
       this.labels.set(label, (this.labels.get(label) ?? 0) + 1);
       if (problem) this.problem(ex.fuzzCase, label, problem);
+      // A success must answer the operation its request line names.
+      const named = finals === 1 && label.startsWith('200 ') && !head ? operationOf(ex.fuzzCase.bytes) : undefined;
+      if (named && label !== `200 ${named}`) this.problem(ex.fuzzCase, label, `a 200 of another operation than the request line's ${named}`);
+      if (named === 'decrypt' && label === '200 decrypt' && ex.fuzzCase.plaintext !== undefined) {
+        const got = (JSON.parse(res.body.toString('utf8')) as { plaintext?: unknown }).plaintext;
+        if (got !== ex.fuzzCase.plaintext) this.problem(ex.fuzzCase, label, 'a 200 Decrypt with another plaintext than the one sealed');
+      }
     }
     if (finals > 1) this.multiResponse++;
     if (ex.outcome === 'hang') this.problem(ex.fuzzCase, 'hang', 'no reply and no close after the half-close');
