@@ -79,16 +79,16 @@ interface LorisResult {
   servedMeanwhile: number[];
 }
 
-let loris: Promise<LorisResult>;
-let silent: Promise<{ reply: RawResponse | undefined; closed: boolean }>;
-let idle: Promise<IdleResult>;
-
 interface IdleResult {
   statuses: number[];
   keepAlive: string | undefined;
   /** Requests served before the connection closed, if it did. */
   closedAfter: number | undefined;
 }
+
+let loris: Promise<LorisResult>;
+let silent: Promise<{ reply: RawResponse | undefined; closed: boolean }>;
+let idle: Promise<IdleResult>;
 
 /**
  * One connection, three requests: idle 6 s (past Node's default 5 s keep-alive), then 50 s more
