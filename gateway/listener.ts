@@ -95,6 +95,11 @@ export function createApiListener(config: Config, handler: RequestListener, even
     });
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => answerClientError(err, socket, inFlight.get(socket)));
+  // Node would answer an Expect other than 100-continue with a bare 417.
+  server.on('checkExpectation', (_req: IncomingMessage, res: ServerResponse) => {
+    const body = errorBody('ValidationException', 'The Expect header is not supported');
+    res.writeHead(400, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), connection: 'close' }).end(body);
+  });
   server.on('tlsClientError', (err, socket) => {
     const info = connectionContext.getStore();
     if (info && refusedByGate.has(info)) return socket.destroy();
@@ -123,8 +128,9 @@ export function createApiListener(config: Config, handler: RequestListener, even
       },
     });
 
-  const admit = (stream: net.Socket, info: ConnectionInfo): void => {
-    if (!allow.has(info.sourceAddress)) {
+  /** `trustedLocal`: a PROXY LOCAL connection, the trusted proxy's own health check. */
+  const admit = (stream: net.Socket, info: ConnectionInfo, trustedLocal = false): void => {
+    if (!trustedLocal && !allow.has(info.sourceAddress)) {
       events.onReject('allowlist', info.sourceAddress);
       stream.destroy();
       return;
@@ -149,14 +155,19 @@ export function createApiListener(config: Config, handler: RequestListener, even
     const timeoutMs = s.proxyProtocol.timeoutMs;
     if (s.proxyProtocol.mode === 'optional' && (await startsWithTls(socket, timeoutMs))) return admit(socket, direct);
     const { info, socket: stream } = await readProxyHeader(socket, { timeoutMs });
-    // LOCAL: the proxy's own health check; it speaks for itself.
+    // LOCAL: the proxy's own health check. It speaks for itself, and a trusted proxy's own address
+    // need not be in the client allowlist (which is about the sources behind it).
     const local = info.command === 'LOCAL' || !info.sourceAddress;
-    admit(stream, {
-      sourceAddress: local ? direct.peerAddress : info.sourceAddress!,
-      sourcePort: local ? direct.sourcePort : info.sourcePort,
-      peerAddress: direct.peerAddress,
-      vpceId: info.vpceId,
-    });
+    admit(
+      stream,
+      {
+        sourceAddress: local ? direct.peerAddress : info.sourceAddress!,
+        sourcePort: local ? direct.sourcePort : info.sourcePort,
+        peerAddress: direct.peerAddress,
+        vpceId: info.vpceId,
+      },
+      info.command === 'LOCAL',
+    );
   };
 
   const tcp = net.createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 }, (socket) => {

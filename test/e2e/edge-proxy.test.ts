@@ -157,12 +157,10 @@ t.test('bytes after the header reach TLS intact, also in the same write as the C
 
 t.test('a LOCAL header (the balancer’s own health check), then GET /healthz', async (t) => {
   const local = v2Header({ command: 'LOCAL' });
-  // With --allow 10.0.0.0/8, LOCAL is judged by the proxy's own address (127.0.0.1), which the
-  // allowlist does not hold: the health check is refused (reported; gateway/listener.ts).
-  const refused = await tcpExchange(d.port, Buffer.concat([local, clientHello]), 3000, true);
-  t.ok(refused.received.length > 0, 'LOCAL from the trusted proxy is answered although its address is outside the allowlist', {
-    todo: 'gateway/listener.ts applies the source allowlist to LOCAL connections (the proxy itself)',
-  });
+  // With --allow 10.0.0.0/8 the proxy's own address (127.0.0.1) is not in the client allowlist,
+  // but a LOCAL connection from a trusted proxy is its health check: it is answered.
+  const answered = await tcpExchange(d.port, Buffer.concat([local, clientHello]), 3000, true);
+  t.ok(answered.received.length > 0, 'LOCAL from the trusted proxy is answered although its address is outside the allowlist');
   // With the proxy's own address allowlisted (the demo's default, loopback), LOCAL works.
   await d.stop();
   d = await startDemo(['--accept-proxy'], { dir: d.dir });

@@ -66,7 +66,8 @@ function portFree(port: number): Promise<boolean> {
 /** A run of `span` free consecutive ports. */
 export async function freePorts(span: number): Promise<number> {
   for (let i = 0; i < 50; i++) {
-    const base = 20000 + Math.floor(Math.random() * 40000);
+    // Below Linux's ephemeral range (32768-60999), where outgoing connections take their ports.
+    const base = 10000 + Math.floor(Math.random() * 22000);
     let ok = true;
     for (let p = base; p < base + span && ok; p++) ok = await portFree(p);
     if (ok) return base;
