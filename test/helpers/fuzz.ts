@@ -1223,14 +1223,11 @@ export interface RunnerStats {
   connections: number;
   resumed: number;
   connectErrors: number;
-  /** Cases run again on a fresh connection after a reused one closed without a byte. */
-  keepAliveRetries: number;
 }
 
 class RawConnection {
   readonly parser = new ResponseParser();
   closed = false;
-  requests = 0;
   private wake: (() => void) | undefined;
 
   private constructor(readonly socket: tls.TLSSocket) {
@@ -1278,14 +1275,11 @@ class RawConnection {
     });
   }
 
-  async exchange(c: FuzzCase, replyMs: number, closeMs: number): Promise<Exchange & { reusable: boolean; anyBytes: boolean }> {
-    this.requests++;
+  async exchange(c: FuzzCase, replyMs: number, closeMs: number): Promise<Exchange & { reusable: boolean }> {
     const head = c.method === 'HEAD';
     const responses: RawResponse[] = [];
-    let anyBytes = false;
     const final = () => responses.some((r) => r.status >= 200 || r.status === 0);
     const drain = (ended: boolean) => {
-      if (this.parser.pending) anyBytes = true;
       for (let r = this.parser.next(head, ended); r; r = this.parser.next(head, ended)) responses.push(r);
     };
     const gotFinal = () => {
@@ -1306,12 +1300,12 @@ class RawConnection {
       drain(true);
       if (!closedInTime && !final()) {
         this.socket.destroy();
-        return { fuzzCase: c, outcome: 'hang', responses, stalled, reusable: false, anyBytes };
+        return { fuzzCase: c, outcome: 'hang', responses, stalled, reusable: false };
       }
       if (!this.closed) this.socket.destroy();
     }
     const outcome: Outcome = final() ? 'reply' : 'closed';
-    return { fuzzCase: c, outcome, responses, stalled, reusable: outcome === 'reply' && !this.closed && !closing(), anyBytes };
+    return { fuzzCase: c, outcome, responses, stalled, reusable: outcome === 'reply' && !this.closed && !closing() };
   }
 
   destroy(): void {
@@ -1320,7 +1314,7 @@ class RawConnection {
 }
 
 export async function runCases(opts: RunnerOptions): Promise<RunnerStats> {
-  const stats: RunnerStats = { connections: 0, resumed: 0, connectErrors: 0, keepAliveRetries: 0 };
+  const stats: RunnerStats = { connections: 0, resumed: 0, connectErrors: 0 };
   const replyMs = opts.replyTimeoutMs ?? 2000;
   const closeMs = opts.closeTimeoutMs ?? 5000;
   // One context for every connection: building one per connect (from `ca`) costs more CPU
@@ -1355,23 +1349,12 @@ export async function runCases(opts: RunnerOptions): Promise<RunnerStats> {
     let conn: RawConnection | undefined;
     while (next < opts.total) {
       const c = opts.make(next++);
-      for (let retried = false; ; retried = true) {
-        if (!conn || conn.closed) conn = await connect();
-        const reused = conn.requests > 0;
-        const ex = await conn.exchange(c, replyMs, closeMs);
-        if (ex.outcome === 'closed' && reused && !ex.anyBytes && !retried) {
-          // A reused connection closed without a byte may have been closed before this case
-          // reached the server: run it again on a fresh one, so that its outcome is its own.
-          stats.keepAliveRetries++;
-          conn = undefined;
-          continue;
-        }
-        opts.onExchange(ex);
-        if (!ex.reusable) {
-          conn.destroy();
-          conn = undefined;
-        }
-        break;
+      if (!conn || conn.closed) conn = await connect();
+      const ex = await conn.exchange(c, replyMs, closeMs);
+      opts.onExchange(ex);
+      if (!ex.reusable) {
+        conn.destroy();
+        conn = undefined;
       }
     }
     conn?.destroy();
