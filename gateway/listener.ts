@@ -39,13 +39,14 @@ const CLIENT_ERRORS: Record<string, { status: number; name: ErrorName; message: 
  * A pipelined request may still be answering: the error reply waits for it, so replies stay in
  * request order (the client never reads our 400 as the answer to its earlier request).
  */
-function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, inFlight: ServerResponse | undefined): void {
+function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, inFlight: { req: IncomingMessage; res: ServerResponse } | undefined): void {
   if (!socket.writable || (err.code === 'ECONNRESET' && socket.destroyed)) {
     socket.destroy();
     return;
   }
-  if (inFlight && !inFlight.writableFinished) {
-    inFlight.once('close', () => answerClientError(err, socket, undefined));
+  // Wait only for an earlier request that arrived whole; a request broken mid-body is this error.
+  if (inFlight && inFlight.req.complete && !inFlight.res.writableFinished) {
+    inFlight.res.once('close', () => answerClientError(err, socket, undefined));
     return;
   }
   const e = CLIENT_ERRORS[err.code ?? ''] ?? { status: 400, name: 'ValidationException' as const, message: 'Malformed HTTP request' };
@@ -87,11 +88,12 @@ export function createApiListener(config: Config, handler: RequestListener, even
   // Requests, not sockets, are the unit KMS pays for: no cap on requests per connection.
   server.maxRequestsPerSocket = 0;
   // The response each connection is writing, so a parse error on a pipelined request waits for it.
-  const inFlight = new WeakMap<Duplex, ServerResponse>();
+  const inFlight = new WeakMap<Duplex, { req: IncomingMessage; res: ServerResponse }>();
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    inFlight.set(req.socket, res);
+    const entry = { req, res };
+    inFlight.set(req.socket, entry);
     res.once('close', () => {
-      if (inFlight.get(req.socket) === res) inFlight.delete(req.socket);
+      if (inFlight.get(req.socket) === entry) inFlight.delete(req.socket);
     });
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => answerClientError(err, socket, inFlight.get(socket)));
