@@ -103,6 +103,10 @@ export function createPipeline(opts: PipelineOptions): RequestListener {
   }
 
   return (req, res) => {
+    // There is no protocol upgrade here, so Node answers such a request like any other; but its
+    // parser stays in upgrade mode on that connection and then swallows a later request's parse
+    // error (no clientError, no reply, no close until the headers timeout). Close after answering.
+    if (req.headers.upgrade !== undefined) res.setHeader('connection', 'close');
     const start = performance.now();
     const conn = currentConnection();
     const record: RequestRecord = {};
