@@ -219,6 +219,27 @@ t.test('a malformed chunked body: a JSON 400 and the connection closed, without 
   }
 });
 
+t.test('a request asking for a protocol upgrade is answered, then its connection closed', async (t) => {
+  // Node keeps such a connection's parser in upgrade mode, where a later malformed request would
+  // get no reply and no close until the headers timeout: the connection must not be reused.
+  for (const upgrade of ['websocket', 'h2c']) {
+    const bytes = signedRequest({
+      host: `localhost:${d.port}`,
+      path: `${d.demo.uriPath}/health`,
+      body: healthBody(`hardening-upgrade-${upgrade}`),
+      credential: credential(),
+      region: d.demo.region,
+      headers: [['Connection', 'Upgrade'], ['Upgrade', upgrade]],
+    });
+    const socket = await tlsConnect(d.port, ca);
+    const got = await collectReplies(socket, bytes, { ms: 5000 });
+    t.equal(got.responses[0]?.status, 200, `Upgrade: ${upgrade}: answered as a plain request`);
+    t.equal(got.responses[0]?.headers['connection'], 'close', 'saying Connection: close');
+    t.ok(got.closed, 'and the server closes the connection');
+    socket.destroy();
+  }
+});
+
 t.test('pipelining: a valid request then malformed bytes in one write: its 200 first, then a JSON 400', async (t) => {
   const encrypt = signedRequest({
     host: `localhost:${d.port}`,
