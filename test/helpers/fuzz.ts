@@ -1399,7 +1399,10 @@ export class FuzzTally {
   record(ex: Exchange): void {
     this.cases++;
     this.outcomes[ex.outcome]++;
-    if (ex.stalled) this.stalls++;
+    if (ex.stalled) {
+      this.stalls++;
+      this.problem(ex.fuzzCase, 'stalled', 'no reply until the client half-closed, though it had sent the whole request');
+    }
     const head = ex.fuzzCase.method === 'HEAD';
     let finals = 0;
     // Every reply is checked: those after the first answer the extra bytes of the same case.
