@@ -78,6 +78,9 @@ export function createApiListener(config: Config, handler: RequestListener, even
       // Counts from the first byte of each request, not across idle keep-alive time.
       headersTimeout,
       requestTimeout: headersTimeout + 10_000,
+      // Node checks those timeouts on this interval (default 30 s): a slow client is cut near the
+      // configured timeout, not up to half a minute after it.
+      connectionsCheckingInterval: 1000,
       maxHeaderSize: s.maxHeaderBytes,
       requireHostHeader: false, // a missing Host fails SigV4 with a JSON 401 instead
       noDelay: true,
