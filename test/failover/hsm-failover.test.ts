@@ -1,40 +1,19 @@
 // Node processes dying or freezing under load: the cluster keeps answering from the other node
 // within the request budget, the supervisor brings the node back, and onChange reports it.
 import { setTimeout as sleep } from 'node:timers/promises';
-import t, { type Test } from 'tap';
-import { createHsmCluster } from '../../xks/hsm/cluster.js';
-import type { HsmCluster, NodeHealth } from '../../xks/hsm/types.js';
-import { encryptLoad, makeTestHsm, waitFor } from '../helpers/softhsm.js';
+import t from 'tap';
+import type { HsmCluster } from '../../xks/hsm/types.js';
+import { encryptLoad, healthHistory, startedCluster, waitFor } from '../helpers/softhsm.js';
 
 const LOAD = { concurrency: 4, minOps: 2000, maxOps: 50_000, maxMs: 40_000, budgetMs: 200 };
 
-async function started(t: Test): Promise<HsmCluster> {
-  const th = await makeTestHsm({ nodes: 2 });
-  const cluster = createHsmCluster(th.hsm);
-  t.teardown(async () => {
-    await cluster.close();
-    th.cleanup();
-  });
-  await cluster.start();
-  return cluster;
-}
-
-/** Every health hsm-1 went through, from onChange. */
-function history(cluster: HsmCluster, id: string): NodeHealth[] {
-  const seen: NodeHealth[] = [];
-  cluster.onChange((nodes) => {
-    const health = nodes.find((n) => n.id === id)!.health;
-    if (seen.at(-1) !== health) seen.push(health);
-  });
-  return seen;
-}
 
 const node = (c: HsmCluster, id: string) => c.status().find((n) => n.id === id)!;
 const allActive = (c: HsmCluster) => c.status().every((n) => n.health === 'ACTIVE');
 
 t.test('SIGKILL of a node process under load: no failed request, the node comes back ACTIVE', async (t) => {
-  const cluster = await started(t);
-  const seen = history(cluster, 'hsm-1');
+  const cluster = await startedCluster(t);
+  const seen = healthHistory(cluster, 'hsm-1');
   const victim = node(cluster, 'hsm-1').pid!;
   const result = await encryptLoad(cluster, LOAD, async () => {
     await sleep(200);
@@ -47,8 +26,8 @@ t.test('SIGKILL of a node process under load: no failed request, the node comes 
 });
 
 t.test('SIGSTOP for 3 s then SIGCONT under load: no failed request, UNAVAILABLE then ACTIVE', async (t) => {
-  const cluster = await started(t);
-  const seen = history(cluster, 'hsm-1');
+  const cluster = await startedCluster(t);
+  const seen = healthHistory(cluster, 'hsm-1');
   const victim = node(cluster, 'hsm-1').pid!;
   const result = await encryptLoad(cluster, LOAD, async () => {
     await sleep(200);
@@ -69,7 +48,7 @@ t.test('SIGSTOP for 3 s then SIGCONT under load: no failed request, UNAVAILABLE 
 });
 
 t.test('the supervisor restarts a node killed again and again', async (t) => {
-  const cluster = await started(t);
+  const cluster = await startedCluster(t);
   const pids = new Set<number>([node(cluster, 'hsm-1').pid!]);
   let pidChanges = 0;
   cluster.onChange(() => pidChanges++);

@@ -1,39 +1,19 @@
 // Injected faults on node processes: slow past the deadline, failing with a device error, frozen.
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { XksError } from '../../xks/errors.js';
-import { createHsmCluster } from '../../xks/hsm/cluster.js';
-import type { HsmCluster, NodeHealth } from '../../xks/hsm/types.js';
-import { LABELS, encryptLoad, makeTestHsm, waitFor } from '../helpers/softhsm.js';
+import type { HsmCluster } from '../../xks/hsm/types.js';
+import { LABELS, encryptLoad, healthHistory, startedCluster, waitFor } from '../helpers/softhsm.js';
 
 const LOAD = { concurrency: 4, minOps: 2000, maxOps: 50_000, maxMs: 40_000, budgetMs: 200 };
 
-async function started(t: Test): Promise<HsmCluster> {
-  const th = await makeTestHsm({ nodes: 2 });
-  const cluster = createHsmCluster(th.hsm);
-  t.teardown(async () => {
-    await cluster.close();
-    th.cleanup();
-  });
-  await cluster.start();
-  return cluster;
-}
-
-function history(cluster: HsmCluster, id: string): NodeHealth[] {
-  const seen: NodeHealth[] = [];
-  cluster.onChange((nodes) => {
-    const health = nodes.find((n) => n.id === id)!.health;
-    if (seen.at(-1) !== health) seen.push(health);
-  });
-  return seen;
-}
 
 const allActive = (c: HsmCluster) => c.status().every((n) => n.health === 'ACTIVE');
 
 t.test('a node slower than the call deadline: no failed request, the node is replaced', async (t) => {
-  const cluster = await started(t);
-  const seen = history(cluster, 'hsm-1');
+  const cluster = await startedCluster(t);
+  const seen = healthHistory(cluster, 'hsm-1');
   const result = await encryptLoad(cluster, LOAD, async () => {
     await sleep(200);
     await cluster.injectFault('hsm-1', { kind: 'slow', ms: 150 });
@@ -46,8 +26,8 @@ t.test('a node slower than the call deadline: no failed request, the node is rep
 });
 
 t.test('a node failing with CKR_DEVICE_ERROR: no failed request, UNAVAILABLE until it recovers', async (t) => {
-  const cluster = await started(t);
-  const seen = history(cluster, 'hsm-1');
+  const cluster = await startedCluster(t);
+  const seen = healthHistory(cluster, 'hsm-1');
   const pid = cluster.status()[0]!.pid;
   const result = await encryptLoad(cluster, LOAD, async () => {
     await sleep(200);
@@ -64,7 +44,7 @@ t.test('a node failing with CKR_DEVICE_ERROR: no failed request, UNAVAILABLE unt
 });
 
 t.test('every node frozen: each request rejects with DependencyTimeoutException, then the nodes come back', async (t) => {
-  const cluster = await started(t);
+  const cluster = await startedCluster(t);
   await cluster.injectFault('hsm-1', { kind: 'freeze' });
   await cluster.injectFault('hsm-2', { kind: 'freeze' });
   const settled = await Promise.allSettled(

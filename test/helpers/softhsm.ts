@@ -5,7 +5,9 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import type { HsmCluster } from '../../xks/hsm/types.js';
+import type { Test } from 'tap';
+import { createHsmCluster } from '../../xks/hsm/cluster.js';
+import type { HsmCluster, NodeHealth } from '../../xks/hsm/types.js';
 import type { HsmConfig, HsmNodeConfig } from '../../appliance/config/schema.js';
 import { provisionToken, writeSoftHsmConf, type TokenKey } from '../../appliance/demo/tokens.js';
 
@@ -154,4 +156,26 @@ export async function encryptLoad(
     await Promise.all(workers);
   }
   return result;
+}
+
+/** A started two-node cluster on fresh tokens, closed and removed at the end of the test. */
+export async function startedCluster(t: Test): Promise<HsmCluster> {
+  const th = await makeTestHsm({ nodes: 2 });
+  const cluster = createHsmCluster(th.hsm);
+  t.teardown(async () => {
+    await cluster.close();
+    th.cleanup();
+  });
+  await cluster.start();
+  return cluster;
+}
+
+/** Every health state node `id` went through, from onChange. */
+export function healthHistory(cluster: HsmCluster, id: string): NodeHealth[] {
+  const seen: NodeHealth[] = [];
+  cluster.onChange((nodes) => {
+    const health = nodes.find((n) => n.id === id)!.health;
+    if (seen.at(-1) !== health) seen.push(health);
+  });
+  return seen;
 }

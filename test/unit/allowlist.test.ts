@@ -2,6 +2,7 @@ import net from 'node:net';
 import ipaddr from 'ipaddr.js';
 import t from 'tap';
 import { CidrList, validateCidr } from '../../gateway/allowlist.js';
+import { prng } from '../helpers/prng.js';
 
 t.test('IPv4 ranges', async (t) => {
   const list = new CidrList(['10.0.0.0/8', '192.168.1.0/24', '203.0.113.7/32', '198.51.100.9']);
@@ -97,17 +98,6 @@ t.test('invalid entries are rejected with a message naming the entry', async (t)
   for (const ok of ['0.0.0.0/0', '::/0', '10.0.0.0/8', '127.0.0.1', '::1', '2001:db8::/32', '::ffff:0:0/96']) t.equal(validateCidr(ok), null, ok);
 });
 
-/** mulberry32, seeded: a failure replays exactly. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 t.test('every text form of an IPv6 address matches its /128 (checked against ipaddr.js)', async (t) => {
   const rand = prng(0xa11c);

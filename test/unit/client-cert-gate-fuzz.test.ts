@@ -9,22 +9,13 @@ import t from 'tap';
 import { createCa, issueClientCert, issueIntermediateCa } from '../../appliance/certs/devpki.js';
 import { judgeClientChain } from '../../gateway/client-cert-gate.js';
 import { ClientCertificateReader, type Verdict } from '../../gateway/tls-records.js';
+import { prng } from '../helpers/prng.js';
 
 const SEED = 0x7a1e5_c3;
 const FLIGHTS = 20_000;
 const CN = 'cks.kms.us-east-1.amazonaws.com';
 
 /** mulberry32: small, fast, good enough to spread inputs. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const rand = prng(SEED);
 const int = (n: number): number => Math.floor(rand() * n);
 

@@ -5,21 +5,12 @@
 import t from 'tap';
 import { parseProxyHeader, ProxyProtocolError, V1_MAX_LENGTH } from '../../gateway/proxy-protocol.js';
 import { v1Header, v2Header, V2_SIGNATURE } from '../helpers/proxy-header.js';
+import { prng } from '../helpers/prng.js';
 
 const SEED = 0x5eed1234;
 const ITERATIONS = 120_000;
 
 /** mulberry32: small, fast, good enough to spread inputs. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const rand = prng(SEED);
 const int = (n: number): number => Math.floor(rand() * n);
