@@ -8,7 +8,7 @@ import type { TLSSocket } from 'node:tls';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { Config } from '../appliance/config/schema.js';
 import { CidrList } from './allowlist.js';
-import { connectionContext, type ConnectionInfo } from './connection.js';
+import { connectionContext, connectionOf, trackConnection, type ConnectionInfo } from './connection.js';
 import { readProxyHeader } from './proxy-protocol.js';
 import { startsWithTls } from './first-byte.js';
 import { allowedClientSubjects, clientCaCertificates, clientSubjectAllowed, tlsOptions } from './tls-options.js';
@@ -106,16 +106,16 @@ export function createApiListener(config: Config, handler: RequestListener, even
     res.writeHead(400, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), connection: 'close' }).end(body);
   });
   server.on('tlsClientError', (err, socket) => {
-    const info = connectionContext.getStore();
+    const info = connectionOf(socket);
     if (info && refusedByGate.has(info)) return socket.destroy();
-    events.onReject('tls-handshake', connectionContext.getStore()?.sourceAddress, (err as NodeJS.ErrnoException).code ?? err.message);
+    events.onReject('tls-handshake', info?.sourceAddress, (err as NodeJS.ErrnoException).code ?? err.message);
     socket.destroy();
   });
   if (subjects.size > 0) {
     // Runs before the HTTP layer sees the socket: a verified chain with the wrong subject is closed.
     server.prependListener('secureConnection', (socket: TLSSocket) => {
       if (!clientSubjectAllowed(socket, subjects)) {
-        events.onReject('tls-client-subject', connectionContext.getStore()?.sourceAddress, String(socket.getPeerCertificate()?.subject?.CN));
+        events.onReject('tls-client-subject', connectionOf(socket)?.sourceAddress, String(socket.getPeerCertificate()?.subject?.CN));
         socket.destroy();
       }
     });
@@ -152,7 +152,12 @@ export function createApiListener(config: Config, handler: RequestListener, even
       if (left <= 0) perSource.delete(info.sourceAddress);
       else perSource.set(info.sourceAddress, left);
     });
-    connectionContext.run(info, () => server.emit('connection', tlsConfig.clientAuth?.alertOnReject ? gate(stream, info) : stream));
+    if (tlsConfig.clientAuth?.alertOnReject) {
+      connectionContext.run(info, () => server.emit('connection', gate(stream, info)));
+    } else {
+      trackConnection(stream, info);
+      server.emit('connection', stream);
+    }
   };
 
   /** A trusted proxy's connection: read its PROXY header (or, in optional mode, see direct TLS). */

@@ -3,7 +3,7 @@
 // policy, usage, sizes, crypto) -> reply. Unauthenticated requests never reach a key or an HSM;
 // every reply is spec JSON; every request leaves exactly one record.
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
-import { currentConnection } from './connection.js';
+import { connectionOf } from './connection.js';
 import { Router, type Route } from './router.js';
 import { verifySigV4 } from './sigv4.js';
 import { errorBody, toXksError, XksError } from '../xks/errors.js';
@@ -84,7 +84,7 @@ export function createPipeline(opts: PipelineOptions): RequestListener {
     );
     record.accessKeyId = auth.accessKeyId;
     checkContentType(req.headers['content-type']);
-    const conn = currentConnection();
+    const conn = connectionOf(req.socket);
     const result = await handleXks(
       {
         store: route.store,
@@ -108,7 +108,7 @@ export function createPipeline(opts: PipelineOptions): RequestListener {
     // error (no clientError, no reply, no close until the headers timeout). Close after answering.
     if (req.headers.upgrade !== undefined) res.setHeader('connection', 'close');
     const start = performance.now();
-    const conn = currentConnection();
+    const conn = connectionOf(req.socket);
     const record: RequestRecord = {};
     if (conn) {
       record.source = conn.sourceAddress;

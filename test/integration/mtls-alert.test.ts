@@ -18,7 +18,7 @@ import tls, { type TLSSocket } from 'node:tls';
 import t, { type Test } from 'tap';
 import { createCa, issueClientCert, issueServerCert, selfSignedCert, type CertAndKey } from '../../appliance/certs/devpki.js';
 import { configSchema, type Config } from '../../appliance/config/schema.js';
-import { currentConnection } from '../../gateway/connection.js';
+import { connectionOf } from '../../gateway/connection.js';
 import { createApiListener, type RejectReason } from '../../gateway/listener.js';
 import { HANDSHAKE_FAILURE_ALERT } from '../../gateway/tls-records.js';
 import { v2Header } from '../helpers/proxy-header.js';
@@ -88,7 +88,7 @@ async function startListener(t: Test, overrides: { alertOnReject?: boolean; prox
     if (!connectionIds.has(socket)) connectionIds.set(socket, ++connections);
     const seen = {
       connection: connectionIds.get(socket)!,
-      source: currentConnection()?.sourceAddress,
+      source: connectionOf(req.socket)?.sourceAddress,
       cn: socket.getPeerCertificate().subject?.CN,
       protocol: socket.getProtocol(),
     };
