@@ -3,7 +3,7 @@
 // policy, usage, sizes, crypto) -> reply. Unauthenticated requests never reach a key or an HSM;
 // every reply is spec JSON; every request leaves exactly one record.
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
-import { connectionOf } from './connection.js';
+import { connectionOf, type ConnectionInfo } from './connection.js';
 import { Router, type Route } from './router.js';
 import { verifySigV4 } from './sigv4.js';
 import { errorBody, toXksError, XksError } from '../xks/errors.js';
@@ -65,7 +65,7 @@ function readBody(req: IncomingMessage, max: number): Promise<Buffer | null> {
 export function createPipeline(opts: PipelineOptions): RequestListener {
   const { router, deps } = opts;
 
-  async function serveXks(req: IncomingMessage, res: ServerResponse, route: Extract<Route<KeyStore>, { kind: 'xks' }>, record: RequestRecord, start: number) {
+  async function serveXks(req: IncomingMessage, res: ServerResponse, route: Extract<Route<KeyStore>, { kind: 'xks' }>, record: RequestRecord, start: number, conn: ConnectionInfo | undefined) {
     record.store = route.store.name;
     record.operation = route.operation;
     if (route.keyId) record.keyId = route.keyId;
@@ -84,7 +84,6 @@ export function createPipeline(opts: PipelineOptions): RequestListener {
     );
     record.accessKeyId = auth.accessKeyId;
     checkContentType(req.headers['content-type']);
-    const conn = connectionOf(req.socket);
     const result = await handleXks(
       {
         store: route.store,
@@ -135,7 +134,7 @@ export function createPipeline(opts: PipelineOptions): RequestListener {
       sendError(res, new XksError('InvalidUriPathException', 'The URI path is not valid'), record);
       return finish();
     }
-    serveXks(req, res, route, record, start)
+    serveXks(req, res, route, record, start, conn)
       .catch((err: unknown) => sendError(res, toXksError(err), record))
       .finally(finish);
   };
