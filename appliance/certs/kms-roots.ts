@@ -4,8 +4,8 @@
 // "ISRG Root X1", and re-issued roots (e.g. GTS Root R1-R4) keep the name but change the bytes.
 import { createHash, type X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { packageRoot } from '../../xks/hsm/package-root.js';
 
 export interface KmsRoot {
   alias: string;
@@ -19,24 +19,15 @@ export interface KmsRoot {
 
 const LIST = join('appliance', 'certs', 'kms-trusted-roots.json');
 
-/** The package root: the first directory above this module that holds the list. The JSON is read
- *  from the source tree, so the same path works from appliance/certs/ (tests) and dist/ (built). */
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, LIST))) return dir;
-    const up = dirname(dir);
-    if (up === dir) throw new Error(`${LIST} not found above ${fileURLToPath(import.meta.url)}: the package is incomplete`);
-    dir = up;
-  }
-}
 
 let cache: ReadonlyMap<string, KmsRoot> | undefined;
 
 /** Every KMS root keyed by its SHA-256 fingerprint; the file is checked once, on first use. */
 export function kmsTrustedRoots(): ReadonlyMap<string, KmsRoot> {
   if (cache) return cache;
+  // Read from the source tree, so the same path serves appliance/certs/ (tests) and dist/ (built).
   const file = join(packageRoot(), LIST);
+  if (!existsSync(file)) throw new Error(`${file} not found: the package is incomplete`);
   const doc = JSON.parse(readFileSync(file, 'utf8')) as { count?: unknown; roots?: unknown };
   if (!Array.isArray(doc.roots) || doc.roots.length !== doc.count) throw new Error(`${file}: "roots" must hold "count" entries`);
   const roots = new Map<string, KmsRoot>();
