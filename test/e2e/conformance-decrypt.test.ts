@@ -3,11 +3,10 @@
 // proxy decrypting them proves the spec's framing byte for byte, and lets the tests reach keys the
 // proxy will not encrypt with and IV lengths it never emits.
 import t from 'tap';
-import { DEMO_KEYS } from '../../appliance/demo/layout.js';
 import { MAX_PLAINTEXT_BYTES } from '../../xks/validate.js';
 import { type RunningDemo } from '../helpers/demo.js';
 import { withDemo } from '../helpers/fixture.js';
-import { gcmSeal, lenientOnlyBase64, loadKeyMaterial, specErrorProblem, specHsmAad, SPEC_ERRORS } from '../helpers/oracle.js';
+import { gcmSeal, lenientOnlyBase64, demoKeyById, specErrorProblem, specHsmAad, SPEC_ERRORS } from '../helpers/oracle.js';
 import { meta, XksClient } from '../helpers/xks-client.js';
 
 let d: RunningDemo;
@@ -16,8 +15,7 @@ let keyOf: (id: string) => Buffer;
 withDemo(t, [], (demo, client) => {
   d = demo;
   c = client;
-  const material = loadKeyMaterial(d.dir);
-  keyOf = (id) => material.get(DEMO_KEYS.find((k) => k.id === id)!.label)!;
+  keyOf = demoKeyById(d.dir);
 });
 
 const KEY = 'demo-encrypt-decrypt';

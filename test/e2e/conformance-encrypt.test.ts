@@ -2,12 +2,11 @@
 // demo. The oracle (test/helpers/oracle.ts) holds the demo's raw key material: every ciphertext the
 // proxy returns must open under Node's aes-256-gcm with the spec's AAD framing, byte for byte.
 import t from 'tap';
-import { DEMO_KEYS } from '../../appliance/demo/layout.js';
 import { computeCdiv } from '../../xks/cdiv.js';
 import { MAX_AAD_BYTES, MAX_PLAINTEXT_BYTES } from '../../xks/validate.js';
 import { type RunningDemo } from '../helpers/demo.js';
 import { withDemo } from '../helpers/fixture.js';
-import { gcmOpen, isCanonicalBase64, lenientOnlyBase64, loadKeyMaterial, specCdiv, specErrorProblem, specHsmAad } from '../helpers/oracle.js';
+import { gcmOpen, isCanonicalBase64, lenientOnlyBase64, demoKeyById, specCdiv, specErrorProblem, specHsmAad } from '../helpers/oracle.js';
 import { b64, meta, XksClient, type Reply } from '../helpers/xks-client.js';
 
 let d: RunningDemo;
@@ -16,8 +15,7 @@ let keyOf: (id: string) => Buffer;
 withDemo(t, [], (demo, client) => {
   d = demo;
   c = client;
-  const material = loadKeyMaterial(d.dir);
-  keyOf = (id) => material.get(DEMO_KEYS.find((k) => k.id === id)!.label)!;
+  keyOf = demoKeyById(d.dir);
 });
 
 const KEY = 'demo-encrypt-decrypt';

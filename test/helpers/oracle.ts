@@ -6,6 +6,7 @@ import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Reply } from './xks-client.js';
+import { DEMO_KEYS } from '../../appliance/demo/layout.js';
 
 /** The spec's error table («Error codes»): errorName -> HTTP status. */
 export const SPEC_ERRORS: Readonly<Record<string, number>> = {
@@ -27,6 +28,12 @@ export const SPEC_ERRORS: Readonly<Record<string, number>> = {
 export function loadKeyMaterial(demoDir: string): Map<string, Buffer> {
   const raw = JSON.parse(readFileSync(join(demoDir, 'secrets', 'demo-key-material.json'), 'utf8')) as Record<string, string>;
   return new Map(Object.entries(raw).map(([label, key]) => [label, Buffer.from(key, 'base64')]));
+}
+
+/** The raw AES key behind a demo external key id (via its HSM label). */
+export function demoKeyById(demoDir: string): (keyId: string) => Buffer {
+  const material = loadKeyMaterial(demoDir);
+  return (id) => material.get(DEMO_KEYS.find((k) => k.id === id)!.label)!;
 }
 
 /** The spec's HSM AAD (A2): u16be(len(aad)) || aad || u8(len(md)) || md. Written out here, not

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { configSchema } from '../../appliance/config/schema.js';
+import { haproxyTestConfig, twoServers } from '../helpers/haproxy-config.js';
 import { optionsFromConfig, type HaproxyOverrides } from '../../haproxy/from-config.js';
 import { renderHaproxy } from '../../haproxy/render.js';
 import { installedHaproxyVersion } from '../../haproxy/variant.js';
@@ -18,18 +18,8 @@ if (!version) {
   const dir = mkdtempSync(join(tmpdir(), 'haproxy-check-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 
-  const config = (proxyProtocol: boolean) =>
-    configSchema.parse({
-      proxy: { hostname: 'xks.example.com' },
-      server: { port: 8443, tls: { certFile: 'c.pem', keyFile: 'k.pem' }, proxyProtocol: { enabled: proxyProtocol } },
-      health: { path: '/healthz', agentPort: 8444 },
-      hsm: { nodes: [{ id: 'hsm-1', module: '/usr/lib/softhsm/libsofthsm2.so', tokenLabel: 't', pin: { env: 'PIN' } }] },
-      keyStores: [{ name: 'store1', uriPathPrefix: '/store1', credentialsFile: 'creds.yaml' }],
-    });
-  const servers = [
-    { name: 'node1', address: '10.0.1.10', port: 8443 },
-    { name: 'node2', address: '10.0.1.11', port: 8443 },
-  ];
+  const config = (proxyProtocol: boolean) => haproxyTestConfig({ proxyProtocol, agentPort: 8444 });
+  const servers = twoServers;
   const variants: Array<[string, boolean, HaproxyOverrides]> = [
     ['production, accept-proxy', true, { servers }],
     ['production, no accept-proxy', true, { servers, acceptProxy: false }],

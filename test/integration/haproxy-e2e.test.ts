@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import t from 'tap';
-import { configSchema } from '../../appliance/config/schema.js';
+import { haproxyTestConfig } from '../helpers/haproxy-config.js';
 import { optionsFromConfig } from '../../haproxy/from-config.js';
 import { renderHaproxy } from '../../haproxy/render.js';
 
@@ -183,13 +183,7 @@ t.test('haproxy in front of two PROXY v2 HTTPS instances', async (t) => {
   t.teardown(() => a.close());
   t.teardown(() => b.close());
 
-  const config = configSchema.parse({
-    proxy: { hostname: 'xks.example.com' },
-    server: { host: '127.0.0.1', port: a.port, tls: { certFile: 'cert.pem', keyFile: 'key.pem' }, proxyProtocol: { enabled: true } },
-    health: { path: '/healthz' },
-    hsm: { nodes: [{ id: 'hsm-1', module: '/usr/lib/softhsm/libsofthsm2.so', tokenLabel: 't', pin: { env: 'PIN' } }] },
-    keyStores: [{ name: 'store1', uriPathPrefix: '/store1', credentialsFile: 'creds.yaml' }],
-  });
+  const config = haproxyTestConfig({ host: '127.0.0.1', port: a.port });
   const [bindPort, monitorPort] = [await freePort(), await freePort()];
   const options = optionsFromConfig(config, {
     unprivileged: true,

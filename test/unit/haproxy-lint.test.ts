@@ -1,24 +1,15 @@
 // lintHaproxy: flags each weakness of a vendor-guide style configuration, nothing in ours.
 import { readFileSync } from 'node:fs';
 import t from 'tap';
-import { configSchema } from '../../appliance/config/schema.js';
+import { haproxyTestConfig, twoServers } from '../helpers/haproxy-config.js';
 import { optionsFromConfig, type HaproxyOverrides } from '../../haproxy/from-config.js';
 import { formatFindings, lintExitCode, lintHaproxy, type LintFinding } from '../../haproxy/lint.js';
 import { renderHaproxy } from '../../haproxy/render.js';
 
 const vendor = readFileSync(new URL('../fixtures/haproxy/vendor-guide.cfg', import.meta.url), 'utf8');
 
-const config = configSchema.parse({
-  proxy: { hostname: 'xks.example.com' },
-  server: { port: 8443, tls: { certFile: 'c.pem', keyFile: 'k.pem' }, proxyProtocol: { enabled: true } },
-  health: { path: '/healthz', agentPort: 8444 },
-  hsm: { nodes: [{ id: 'hsm-1', module: '/usr/lib/softhsm/libsofthsm2.so', tokenLabel: 't', pin: { env: 'PIN' } }] },
-  keyStores: [{ name: 'store1', uriPathPrefix: '/store1', credentialsFile: 'creds.yaml' }],
-});
-const servers = [
-  { name: 'node1', address: '10.0.1.10', port: 8443 },
-  { name: 'node2', address: '10.0.1.11', port: 8443 },
-];
+const config = haproxyTestConfig({ agentPort: 8444 });
+const servers = twoServers;
 const rendered = (o: HaproxyOverrides = {}) => renderHaproxy(optionsFromConfig(config, { servers, ...o })).text;
 
 const ids = (f: LintFinding[]) => f.map((x) => x.id);

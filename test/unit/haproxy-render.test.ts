@@ -1,30 +1,12 @@
 // renderHaproxy / optionsFromConfig: what the rendered haproxy.cfg must hold for XKS traffic.
 // (haproxy -c on these outputs runs in test/integration/haproxy-check.test.ts.)
 import t from 'tap';
-import { configSchema, type Config } from '../../appliance/config/schema.js';
+import type { Config } from '../../appliance/config/schema.js';
+import { haproxyTestConfig, twoServers } from '../helpers/haproxy-config.js';
 import { backendNameFor, optionsFromConfig, type HaproxyOverrides } from '../../haproxy/from-config.js';
 import { renderHaproxy } from '../../haproxy/render.js';
 
-function config(patch: { keepAliveTimeoutMs?: number; proxyProtocol?: boolean; agentPort?: number; vpce?: boolean; host?: string } = {}): Config {
-  return configSchema.parse({
-    proxy: { hostname: 'xks.example.com' },
-    server: {
-      host: patch.host ?? '0.0.0.0',
-      port: 8443,
-      tls: { certFile: 'cert.pem', keyFile: 'key.pem' },
-      keepAliveTimeoutMs: patch.keepAliveTimeoutMs ?? 360_000,
-      proxyProtocol: { enabled: patch.proxyProtocol ?? true },
-    },
-    health: { path: '/healthz', ...(patch.agentPort ? { agentPort: patch.agentPort } : {}) },
-    hsm: { nodes: [{ id: 'hsm-1', module: '/usr/lib/softhsm/libsofthsm2.so', tokenLabel: 't', pin: { env: 'PIN' } }] },
-    keyStores: [{ name: 'store1', uriPathPrefix: '/store1', credentialsFile: 'creds.yaml', ...(patch.vpce ? { vpcEndpoints: ['vpce-0123456789abcdef0'] } : {}) }],
-  });
-}
-
-const twoServers: HaproxyOverrides['servers'] = [
-  { name: 'node1', address: '10.0.1.10', port: 8443 },
-  { name: 'node2', address: '10.0.1.11', port: 8443 },
-];
+const config = haproxyTestConfig;
 
 const render = (c: Config, o: HaproxyOverrides = {}) => renderHaproxy(optionsFromConfig(c, { servers: twoServers, ...o }));
 
