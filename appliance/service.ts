@@ -1,12 +1,13 @@
 // Assemble the running appliance from one loaded configuration: certificate check, key stores,
 // HSM cluster, API listener, load-balancer health, metrics. Start-up failures are one clear line
 // (ServiceError); nothing is left running after a failed start.
-import { readFileSync } from 'node:fs';
-import { checkServerCertificate } from './certs/check.js';
+import { certificateState, checkConfiguredCertificate, enforceCertificatePolicy, type CertificateState } from './certs/configured.js';
 import { ConfigError, loadCredentials, type LoadedConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
-import { controlSocketPath, startControlServer } from './control/server.js';
+import { ControlError, startControlServer } from './control/server.js';
+import { controlSocketPath } from './control/socket-path.js';
 import type { Logger } from './logging.js';
+import { buildStatus, keyStoreStatus } from './status.js';
 import { createApiListener, type ApiListener } from '../gateway/listener.js';
 import { agentReply, healthCheckBody, startAgentCheck, startHealthHttp, startMetricsHttp, type InstanceHealth, type SideServer } from '../gateway/health.js';
 import { createPipeline } from '../gateway/pipeline.js';
@@ -28,38 +29,40 @@ export interface Appliance {
   setDraining(draining: boolean): void;
   /** Re-read the certificate chain, key and credential files; live connections stay up. */
   reload(): { daysToExpire: number; stores: number };
+  /** Adds a section to `xks status` (e.g. the kill switch's blocks), computed on each call. */
+  addStatusSection(name: string, get: () => unknown): void;
   close(): Promise<void>;
 }
 
 /**
  * Certificate problems: production refuses (to start, or to load a new certificate) on any error;
- * the demo warns. Returns the days until the first certificate of the chain expires.
+ * the demo warns. A chain ending at a staging root is logged as not what KMS accepts, every time.
  */
-export function checkCertificate(config: Config, logger: Logger, extraRoots: string[] = []): number {
-  const report = checkServerCertificate({
-    chainPem: readFileSync(config.server.tls.certFile, 'utf8'),
-    keyPem: readFileSync(config.server.tls.keyFile, 'utf8'),
-    hostname: config.proxy.hostname,
-    trustedRoots: extraRoots.length ? extraRoots : 'kms',
-  });
-  for (const p of report.problems) {
-    if (p.severity === 'error' && config.mode === 'production') {
-      throw new ConfigError(`server.tls.certFile: ${p.message}`);
-    }
-    logger.warn({ code: p.code, daysToExpire: report.daysToExpire }, `certificate: ${p.message}`);
-  }
-  return report.daysToExpire;
+export function checkCertificate(config: Config, logger: Logger, extraRoots: string[] = []): CertificateState {
+  const report = checkConfiguredCertificate(config, { extraRoots });
+  enforceCertificatePolicy(config, report, (code, message) => logger.warn({ code, daysToExpire: report.daysToExpire }, message));
+  return certificateState(config, report);
 }
 
-export function buildKeyStores(config: Config): KeyStore[] {
-  return config.keyStores.map((s, i) => buildKeyStore(s, loadCredentials(s.credentialsFile, `keyStores[${i}].credentialsFile`)));
+export function buildKeyStores(config: Config): { stores: KeyStore[]; counts: number[] } {
+  const creds = config.keyStores.map((s, i) => loadCredentials(s.credentialsFile, `keyStores[${i}].credentialsFile`));
+  return { stores: config.keyStores.map((s, i) => buildKeyStore(s, creds[i]!)), counts: creds.map((c) => c.length) };
 }
 
 export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts: { extraRoots?: string[] } = {}): Promise<Appliance> {
   const { config } = loaded;
   const metrics = new Metrics();
-  metrics.certificateDaysToExpire.set(checkCertificate(config, logger, opts.extraRoots));
-  const stores = buildKeyStores(config);
+  let certificate = checkCertificate(config, logger, opts.extraRoots);
+  metrics.certificateDaysToExpire.set(certificate.daysToExpire);
+  const startedAt = Date.now();
+  let credentialCounts = new Map<string, number>();
+  const buildStores = () => {
+    const built = buildKeyStores(config);
+    credentialCounts = new Map(config.keyStores.map((s, i) => [s.name, built.counts[i]!]));
+    return built.stores;
+  };
+  const stores = buildStores();
+  const statusSections = new Map<string, () => unknown>();
   const hsm = createHsmCluster(config.hsm, logger.child({ component: 'hsm' }));
   hsm.onChange((nodes) => metrics.nodes(nodes));
   const closers: Array<() => Promise<void>> = [() => hsm.close()];
@@ -110,14 +113,16 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
     closers.push(() => listener.close());
     // Checked first, swapped only when good: a bad new certificate never replaces a working one.
     const reload = () => {
-      const daysToExpire = checkCertificate(config, logger, opts.extraRoots);
-      const next = buildKeyStores(config);
+      const nextCert = checkCertificate(config, logger, opts.extraRoots);
+      const daysToExpire = nextCert.daysToExpire;
+      const next = buildStores();
       try {
         listener.reloadTls(config);
       } catch (err) {
         throw new ConfigError(`server.tls: the new certificate and key cannot be loaded (${(err as Error).message}); the running ones stay`);
       }
       router.replace(next.map((store) => ({ uriPath: store.uriPath, store })));
+      certificate = nextCert;
       metrics.certificateDaysToExpire.set(daysToExpire);
       logger.info({ daysToExpire, stores: next.length }, 'reloaded certificate, key and credentials');
       return { daysToExpire, stores: next.length };
@@ -125,7 +130,8 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
     // Expiry is a total outage: say so every day from the warning window on.
     const expiryWatch = setInterval(() => {
       try {
-        metrics.certificateDaysToExpire.set(checkCertificate(config, logger, opts.extraRoots));
+        certificate = checkCertificate(config, logger, opts.extraRoots);
+        metrics.certificateDaysToExpire.set(certificate.daysToExpire);
       } catch (err) {
         logger.error({ err: (err as Error).message }, 'certificate check failed');
       }
@@ -149,11 +155,26 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
     if (metricsPort) await sideListen('metrics.port', metricsPort, () => startMetricsHttp(host, metricsPort, () => metrics.registry.metrics(), metrics.registry.contentType));
     if (httpPort) await sideListen('health.httpPort', httpPort, () => startHealthHttp(config.server.host, httpPort, config.health.path, health));
     if (agentPort) await sideListen('health.agentPort', agentPort, () => startAgentCheck(config.server.host, agentPort, health));
-    const control = await startControlServer(controlSocketPath(loaded.file), {
-      status: () => ({ api, draining, health: health(), agent: agentReply(health()).trim(), nodes: hsm.status() }),
+    const control = await startControlServer(controlSocketPath(loaded.file, config.control?.socket), {
+      status: () =>
+        buildStatus({
+          config,
+          configFile: loaded.file,
+          startedAt,
+          api,
+          draining,
+          health: health(),
+          agent: agentReply(health()).trim(),
+          nodes: hsm.status(),
+          certificate,
+          keyStores: keyStoreStatus(config, credentialCounts),
+          sections: statusSections,
+        }),
       setDraining,
       reload,
       injectFault: (node, fault) => {
+        // Fault injection breaks a node on purpose: a test and demo tool, never on a production service.
+        if (config.mode === 'production') throw new ControlError('fault injection is refused in production mode (mode: production); use a demo or test configuration');
         logger.warn({ node, fault }, 'fault injected');
         return hsm.injectFault(node, fault);
       },
@@ -168,6 +189,7 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
       health,
       setDraining,
       reload,
+      addStatusSection: (name, get) => void statusSections.set(name, get),
       close: closeAll,
     };
   } catch (err) {

@@ -16,8 +16,8 @@ export function register(program: Command): void {
     .requiredOption('--config <FILE>', 'the appliance configuration (YAML)')
     .action(async (o: { config: string }) => {
       const { config, file } = await loadConfig(resolve(o.config));
-      const days = checkCertificate(config, createLogger('warn', process.stderr as never));
-      process.stdout.write(`${file}: valid; ${config.keyStores.length} key store(s), ${config.hsm.nodes.length} HSM node(s); certificate expires in ${days} days\n`);
+      const cert = checkCertificate(config, createLogger('warn', process.stderr as never));
+      process.stdout.write(`${file}: valid; ${config.keyStores.length} key store(s), ${config.hsm.nodes.length} HSM node(s); certificate expires in ${cert.daysToExpire} days\n`);
     });
   program
     .command('kms-config')
