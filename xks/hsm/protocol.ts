@@ -1,12 +1,12 @@
 // IPC between the cluster (parent) and one HSM node process (child). The channel uses
 // `serialization: 'advanced'`, so Buffers cross it as Buffers. PINs never cross it: the child reads
 // its PIN from the file or environment variable the node configuration names.
-import type { HsmNodeConfig } from '../../appliance/config/schema.js';
+import type { HsmNodeOptions } from './options.js';
 import type { DecryptInput, EncryptInput, Fault, KeyInfo } from './types.js';
 
 export interface InitMessage {
   t: 'init';
-  node: HsmNodeConfig;
+  node: HsmNodeOptions;
   healthKeyLabel: string;
 }
 

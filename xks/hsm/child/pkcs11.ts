@@ -4,13 +4,13 @@
 import pkcs11js from 'pkcs11js';
 import { randomBytes } from 'node:crypto';
 import { endianness } from 'node:os';
+import type { CallMode, IvMode } from '../options.js';
 import type { KeyInfo } from '../types.js';
 import type { FailureClass } from '../protocol.js';
 import { ckkName, ckrName, classify, type Operation } from './ckr.js';
 
 export type Handle = Buffer;
-export type CallMode = 'sync' | 'async';
-export type IvMode = 'caller' | 'hsm';
+export type { CallMode, IvMode } from '../options.js';
 
 /** A failed PKCS#11 call. `ckr` is undefined when the failure did not come from the module. */
 export class Pkcs11CallError extends Error {
