@@ -14,7 +14,7 @@ import { Router } from '../gateway/router.js';
 import type { AdminAction } from '../xks/audit/entry.js';
 import { openAuditLog, type AuditLog } from '../xks/audit/log.js';
 import { canServe } from '../xks/api/health.js';
-import { createHsmCluster } from '../xks/hsm/cluster.js';
+import { createHsmCluster } from '../xks/hsm/parent/cluster.js';
 import type { HsmCluster } from '../xks/hsm/types.js';
 import { KeyDirectory } from '../xks/keys.js';
 import { buildKeyStore, type KeyStore } from '../xks/keystore.js';

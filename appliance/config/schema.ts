@@ -2,7 +2,7 @@
 // `Config` type inferred here; the loader (load.ts) resolves paths and checks what a schema
 // cannot (files, permissions, cross references). Messages name the field and say how to fix it.
 import { z } from 'zod';
-import { validateCidr } from '../../gateway/allowlist.js';
+import { validateCidr } from '../../xks/cidr-list.js';
 
 const ms = (min: number, max: number) => z.number().int().min(min).max(max);
 // Checked here with the allowlist's own parser, so a bad entry fails config validation (naming
