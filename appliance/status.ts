@@ -50,6 +50,7 @@ export interface StatusInput {
   certificate: CertificateState;
   keyStores: KeyStoreStatus[];
   sections: ReadonlyMap<string, () => unknown>;
+  audit: object | undefined;
 }
 
 export function buildStatus(s: StatusInput): Record<string, unknown> {
@@ -66,6 +67,7 @@ export function buildStatus(s: StatusInput): Record<string, unknown> {
     nodes: s.nodes.map((n) => ({ ...n, lastProbeAt: iso(n.lastProbeAt) })),
     certificate: s.certificate,
     keyStores: s.keyStores,
+    audit: s.audit,
     ...Object.fromEntries([...s.sections].map(([name, get]) => [name, get()])),
   };
 }

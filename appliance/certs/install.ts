@@ -2,7 +2,10 @@
 // the configuration points (atomically, mode 0600, owned like the files they replace), then
 // hot-swapped through the running appliance's reload. When the appliance refuses them, the
 // previous files are put back, so disk and memory never disagree.
+import { X509Certificate } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
+import { userInfo } from 'node:os';
+import { pemCertificates } from '../../gateway/x509.js';
 import type { LoadedConfig } from '../config/load.js';
 import { controlCall, NotRunningError } from '../control/client.js';
 import { CliError } from '../cli/errors.js';
@@ -15,6 +18,19 @@ export interface InstallResult {
   state: CertificateState;
   /** False when no appliance runs with this configuration: the files wait for the next start. */
   reloaded: boolean;
+}
+
+function operatorName(): string {
+  try {
+    return process.env['SUDO_USER'] || userInfo().username;
+  } catch {
+    return 'unknown';
+  }
+}
+
+function leafFingerprint(chainPem: string): string {
+  const first = pemCertificates(chainPem)[0];
+  return first ? new X509Certificate(first).fingerprint256 : '';
 }
 
 interface Previous {
@@ -44,8 +60,10 @@ export async function installCertificate(loaded: LoadedConfig, chainPem: string,
   write(old[0]!, keyPem);
   write(old[1]!, chainPem);
   let reloaded = true;
+  const by = { operator: operatorName(), reason: 'xks cert install' };
+  const state = certificateState(config, report);
   try {
-    await controlCall(loaded.file, '/reload');
+    await controlCall(loaded.file, '/reload', by);
   } catch (err) {
     if (err instanceof NotRunningError) reloaded = false;
     else {
@@ -53,5 +71,13 @@ export async function installCertificate(loaded: LoadedConfig, chainPem: string,
       throw new CliError(`the running appliance refused the new certificate (${(err as Error).message}); the previous files are back in place`);
     }
   }
-  return { report, state: certificateState(config, report), reloaded };
+  if (reloaded) {
+    // What was installed, for the audit trail (never the key). The swap happened: a failed record
+    // is reported, not undone.
+    const details = { subject: report.subject, notAfter: report.notAfter.toISOString(), sha256: leafFingerprint(chainPem), anchor: state.anchor };
+    await controlCall(loaded.file, '/audit', { action: 'cert-install', ...by, details }).catch((err: Error) =>
+      process.stderr.write(`warning: the audit record of this installation was not written: ${err.message}\n`),
+    );
+  }
+  return { report, state, reloaded };
 }
