@@ -2,7 +2,7 @@
 // HSM cluster, API listener, load-balancer health, metrics. Start-up failures are one clear line
 // (ServiceError); nothing is left running after a failed start.
 import { certificateState, checkConfiguredCertificate, enforceCertificatePolicy, type CertificateState } from './certs/configured.js';
-import { ConfigError, loadCredentials, type LoadedConfig } from './config/load.js';
+import { ConfigError, CredentialError, loadCredentials, type LoadedConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { ControlError, startControlServer } from './control/server.js';
 import { controlSocketPath } from './control/socket-path.js';
@@ -15,6 +15,7 @@ import { Router } from '../gateway/router.js';
 import type { AdminAction } from '../xks/audit/entry.js';
 import { openAuditLog, type AuditLog } from '../xks/audit/log.js';
 import { canServe } from '../xks/api/health.js';
+import { HsmStartError } from '../xks/hsm/errors.js';
 import { createHsmCluster } from '../xks/hsm/parent/cluster.js';
 import type { HsmCluster } from '../xks/hsm/types.js';
 import { KeyDirectory } from '../xks/keys.js';
@@ -53,6 +54,14 @@ export function checkCertificate(config: Config, logger: Logger, extraRoots: str
   return certificateState(config, report);
 }
 
+/** An HSM node that cannot start, as the exit code systemd acts on: a PIN problem is never retried. */
+export function startFailure(err: unknown): unknown {
+  if (!(err instanceof HsmStartError)) return err;
+  if (err.kind === 'pin') return new CredentialError(err.message);
+  if (err.kind === 'config') return new ConfigError(err.message);
+  return err;
+}
+
 export function buildKeyStores(config: Config): { stores: KeyStore[]; counts: number[] } {
   const creds = config.keyStores.map((s, i) => loadCredentials(s.credentialsFile, `keyStores[${i}].credentialsFile`));
   return { stores: config.keyStores.map((s, i) => buildKeyStore(s, creds[i]!)), counts: creds.map((c) => c.length) };
@@ -79,7 +88,9 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
     for (const c of closers.reverse()) await c().catch(() => undefined);
   };
   try {
-    await hsm.start();
+    await hsm.start().catch((err: unknown) => {
+      throw startFailure(err);
+    });
     const audit: AuditLog | undefined = config.audit
       ? openAuditLog({
           ...config.audit,

@@ -7,6 +7,7 @@ import { register as registerCert } from './cert.js';
 import { register as registerConfigTools } from './config-tools.js';
 import { register as registerControl } from './control.js';
 import { register as registerDemo } from './demo.js';
+import { register as registerDoctor } from './doctor.js';
 import { register as registerHaproxy } from './haproxy.js';
 import { register as registerInit } from './init.js';
 import { register as registerServe } from './serve.js';
@@ -27,6 +28,7 @@ export async function main(argv: string[]): Promise<void> {
   registerConfigTools(program);
   registerCert(program);
   registerInit(program);
+  registerDoctor(program);
   registerHaproxy(program);
   try {
     await program.parseAsync(argv);
