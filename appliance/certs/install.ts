@@ -9,6 +9,7 @@ import { pemCertificates } from '../../gateway/x509.js';
 import type { LoadedConfig } from '../config/load.js';
 import { controlCall, NotRunningError } from '../control/client.js';
 import { CliError } from '../cli/errors.js';
+import { recordAdminAction } from '../cli/record-admin.js';
 import { writeFileAtomic } from './atomic-write.js';
 import type { CertReport } from './check.js';
 import { certificateState, checkConfiguredCertificate, enforceCertificatePolicy, type CertificateState } from './configured.js';
@@ -71,13 +72,11 @@ export async function installCertificate(loaded: LoadedConfig, chainPem: string,
       throw new CliError(`the running appliance refused the new certificate (${(err as Error).message}); the previous files are back in place`);
     }
   }
-  if (reloaded) {
-    // What was installed, for the audit trail (never the key). The swap happened: a failed record
-    // is reported, not undone.
-    const details = { subject: report.subject, notAfter: report.notAfter.toISOString(), sha256: leafFingerprint(chainPem), anchor: state.anchor };
-    await controlCall(loaded.file, '/audit', { action: 'cert-install', ...by, details }).catch((err: Error) =>
-      process.stderr.write(`warning: the audit record of this installation was not written: ${err.message}\n`),
-    );
-  }
+  // What was installed, for the audit trail (never the key). The swap happened: a failed record is
+  // reported, not undone.
+  const details = { subject: report.subject, notAfter: report.notAfter.toISOString(), sha256: leafFingerprint(chainPem), anchor: state.anchor, reloaded };
+  await recordAdminAction(loaded, { action: 'cert-install', ...by, details }).catch((err: Error) =>
+    process.stderr.write(`warning: the audit record of this installation was not written: ${err.message}\n`),
+  );
   return { report, state, reloaded };
 }

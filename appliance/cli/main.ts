@@ -4,6 +4,7 @@ import { ConfigError } from '../config/load.js';
 import { CliError } from './errors.js';
 import { applianceVersion } from '../version.js';
 import { register as registerCert } from './cert.js';
+import { register as registerAudit } from './audit.js';
 import { register as registerConfigTools } from './config-tools.js';
 import { register as registerControl } from './control.js';
 import { register as registerDemo } from './demo.js';
@@ -30,6 +31,7 @@ export async function main(argv: string[]): Promise<void> {
   registerInit(program);
   registerDoctor(program);
   registerHaproxy(program);
+  registerAudit(program);
   try {
     await program.parseAsync(argv);
   } catch (err) {

@@ -1,5 +1,6 @@
-// The one configuration schema of the appliance. Every component takes its settings from the
-// `Config` type inferred here; the loader (load.ts) resolves paths and checks what a schema
+// The one configuration schema of the appliance. The YAML file is validated into `Config` here and
+// its parts are handed down to each layer, which declares the option types it takes (they must fit:
+// see ConfigFitsLayers below). The loader (load.ts) resolves paths and checks what a schema
 // cannot (files, permissions, cross references). Messages name the field and say how to fix it.
 import { z } from 'zod';
 import { validateCidr } from '../../xks/cidr-list.js';
