@@ -4,7 +4,7 @@
 import { certificateState, checkConfiguredCertificate, enforceCertificatePolicy, type CertificateState } from './certs/configured.js';
 import { ConfigError, CredentialError, loadCredentials, type LoadedConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
-import { ControlError, startControlServer } from './control/server.js';
+import { claimControlSocket, ControlError, startControlServer } from './control/server.js';
 import { controlSocketPath } from './control/socket-path.js';
 import type { Logger } from './logging.js';
 import { buildStatus, keyStoreStatus } from './status.js';
@@ -69,6 +69,8 @@ export function buildKeyStores(config: Config): { stores: KeyStore[]; counts: nu
 
 export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts: { extraRoots?: string[] } = {}): Promise<Appliance> {
   const { config } = loaded;
+  const controlSocket = controlSocketPath(loaded.file, config.control?.socket);
+  await claimControlSocket(controlSocket);
   const metrics = new Metrics();
   let certificate = checkCertificate(config, logger, opts.extraRoots);
   metrics.certificateDaysToExpire.set(certificate.daysToExpire);
@@ -194,7 +196,7 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
     if (metricsPort) await sideListen('metrics.port', metricsPort, () => startMetricsHttp(host, metricsPort, () => metrics.registry.metrics(), metrics.registry.contentType));
     if (httpPort) await sideListen('health.httpPort', httpPort, () => startHealthHttp(config.server.host, httpPort, config.health.path, health));
     if (agentPort) await sideListen('health.agentPort', agentPort, () => startAgentCheck(config.server.host, agentPort, health));
-    const control = await startControlServer(controlSocketPath(loaded.file, config.control?.socket), {
+    const control = await startControlServer(controlSocket, {
       status: () =>
         buildStatus({
           config,

@@ -51,7 +51,7 @@ function previous(file: string): Previous {
   }
 }
 
-export async function installCertificate(loaded: LoadedConfig, chainPem: string, keyPem: string): Promise<InstallResult> {
+export async function installCertificate(loaded: LoadedConfig, chainPem: string, keyPem: string, operator?: { operator: string; reason?: string | undefined }): Promise<InstallResult> {
   const { config } = loaded;
   const report = checkConfiguredCertificate(config, { chainPem, keyPem });
   enforceCertificatePolicy(config, report, () => undefined);
@@ -61,7 +61,7 @@ export async function installCertificate(loaded: LoadedConfig, chainPem: string,
   write(old[0]!, keyPem);
   write(old[1]!, chainPem);
   let reloaded = true;
-  const by = { operator: operatorName(), reason: 'xks cert install' };
+  const by = operator ?? { operator: operatorName(), reason: 'xks cert install' };
   const state = certificateState(config, report);
   try {
     await controlCall(loaded.file, '/reload', by);

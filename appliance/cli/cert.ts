@@ -12,6 +12,7 @@ import { writeFileAtomic } from '../certs/atomic-write.js';
 import { loadConfig } from '../config/load.js';
 import { EXIT } from '../exit-codes.js';
 import { CliError } from './errors.js';
+import { operatorOptions, type OperatorOptions } from './operator.js';
 
 function readInput(file: string, what: string): string {
   try {
@@ -39,9 +40,10 @@ export function formatReport(file: string, report: CertReport, hostname: string 
 }
 
 function csr(o: { host: string; keyType: CsrKeyType; out: string; force?: boolean }): void {
-  if (!/^(?=.{1,253}$)([A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,63}$/.test(o.host)) {
-    throw new CliError(`--host ${o.host}: give the fully qualified DNS name KMS connects to (e.g. xks.example.com); KMS does not accept IP addresses`, EXIT.CONFIG);
+  if (!/^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(o.host) || /^[0-9.]+$/.test(o.host)) {
+    throw new CliError(`--host ${o.host}: give the DNS name KMS connects to (e.g. xks.example.com); KMS does not accept IP addresses`, EXIT.CONFIG);
   }
+  if (!o.host.includes('.')) process.stderr.write(`note: ${o.host} is not fully qualified: fine for a local staging run, but KMS needs a full DNS name\n`);
   const dir = resolve(o.out);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const keyFile = join(dir, `${o.host}.key`);
@@ -69,7 +71,7 @@ async function check(file: string, o: { key?: string; host?: string; config?: st
   let hostname = o.host;
   let staging = false;
   if (o.config) {
-    const { config } = await loadConfig(resolve(o.config));
+    const { config } = await loadConfig(resolve(o.config), { certificateMayBeMissing: true });
     hostname ??= config.proxy.hostname;
     report = checkConfiguredCertificate({ ...config, proxy: { ...config.proxy, hostname } }, { chainPem, keyPem: keyPem ?? '' });
     if (!keyPem) report = { ...report, problems: report.problems.filter((p) => p.code !== 'KEY_INVALID') };
@@ -99,12 +101,12 @@ function roots(o: { json?: boolean }): void {
   );
 }
 
-async function install(o: { config: string; chain: string; key: string }): Promise<void> {
+async function install(o: { config: string; chain: string; key: string } & OperatorOptions): Promise<void> {
   const loaded = await loadConfig(resolve(o.config), { certificateMayBeMissing: true });
   const chainPem = readInput(resolve(o.chain), 'chain file');
   const keyPem = readInput(resolve(o.key), 'key file');
   if ((statSync(resolve(o.key)).mode & 0o077) !== 0) process.stderr.write(`note: ${resolve(o.key)} is readable by others: it is installed with mode 0600; remove the original\n`);
-  const r = await installCertificate(loaded, chainPem, keyPem);
+  const r = await installCertificate(loaded, chainPem, keyPem, { operator: o.operator, reason: o.reason });
   const lines = [formatReport(resolve(o.chain), r.report, loaded.config.proxy.hostname, r.state.staging !== undefined).trimEnd()];
   lines.push(`installed ${loaded.config.server.tls.certFile} and ${loaded.config.server.tls.keyFile} (mode 0600)`);
   lines.push(r.reloaded ? 'the running appliance reloaded them: new connections get the new certificate, live ones stay' : 'no running appliance: they take effect at the next start');
@@ -130,13 +132,14 @@ export function register(program: Command): void {
     .option('--config <FILE>', 'take the host name and the staging roots (server.tls.stagingRoots) from this configuration')
     .option('--json', 'machine-readable output')
     .action((file: string, o: { key?: string; host?: string; config?: string; json?: boolean }) => check(file, o));
-  cert
-    .command('install')
-    .description('Check a new chain and key, write them where the configuration points (atomically, mode 0600) and hot-swap them in the running appliance')
-    .requiredOption('--config <FILE>', 'the appliance configuration')
-    .requiredOption('--chain <FILE>', 'PEM chain: the server certificate first, then intermediates')
-    .requiredOption('--key <FILE>', 'its private key')
-    .action((o: { config: string; chain: string; key: string }) => install(o));
+  operatorOptions(
+    cert
+      .command('install')
+      .description('Check a new chain and key, write them where the configuration points (atomically, mode 0600) and hot-swap them in the running appliance; recorded in the audit trail')
+      .requiredOption('--config <FILE>', 'the appliance configuration')
+      .requiredOption('--chain <FILE>', 'PEM chain: the server certificate first, then intermediates')
+      .requiredOption('--key <FILE>', 'its private key'),
+  ).action((o: { config: string; chain: string; key: string } & OperatorOptions) => install(o));
   cert
     .command('roots')
     .description('List the root CAs KMS trusts for the proxy\'s server certificate')

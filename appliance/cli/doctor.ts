@@ -1,6 +1,5 @@
 // `xks doctor --config FILE`: every check of appliance/doctor, one line each with the fix;
 // exit 1 when any check FAILs (WARN does not).
-import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
@@ -18,11 +17,11 @@ export function register(program: Command): void {
         'fleet size vs HAProxy, clock. Exit 1 when anything FAILs.',
     )
     .requiredOption('--config <FILE>', 'the appliance configuration')
-    .option('--haproxy-cfg <FILE>', 'the HAProxy configuration in front (default /etc/haproxy/haproxy.cfg when it exists)')
+    .option('--haproxy-cfg <FILE>', 'the HAProxy configuration in front (a copy of it), to compare timeouts and fleet size')
     .option('--json', 'machine-readable output')
     .action(async (o: { config: string; haproxyCfg?: string; json?: boolean }) => {
       const loaded = await loadConfig(resolve(o.config), { certificateMayBeMissing: true });
-      const haproxyCfg = o.haproxyCfg ? resolve(o.haproxyCfg) : existsSync('/etc/haproxy/haproxy.cfg') ? '/etc/haproxy/haproxy.cfg' : undefined;
+      const haproxyCfg = o.haproxyCfg ? resolve(o.haproxyCfg) : undefined;
       let status: Promise<Record<string, any> | undefined> | undefined;
       const results: CheckResult[] = await runChecks(DOCTOR_CHECKS, {
         loaded,

@@ -118,8 +118,12 @@ function socketAnswers(path: string): Promise<boolean> {
   });
 }
 
-/** Refuses a socket a running instance answers on; removes a stale one left by a crash. */
-async function claim(path: string): Promise<void> {
+/**
+ * Refuses a socket a running instance answers on; removes a stale one left by a crash. Called at
+ * the very start of `serve` too, so a second instance stops before it touches an HSM.
+ */
+export async function claimControlSocket(path: string): Promise<void> {
+  prepareDirectory(dirname(path));
   let st;
   try {
     st = lstatSync(path);
@@ -147,8 +151,7 @@ async function listenPrivately(server: http.Server, path: string): Promise<void>
 }
 
 export async function startControlServer(path: string, target: ControlTarget): Promise<{ close(): Promise<void> }> {
-  prepareDirectory(dirname(path));
-  await claim(path);
+  await claimControlSocket(path);
   const server = http.createServer((req, res) => {
     const handler = ROUTES[req.url ?? ''];
     const reply = (status: number, body: object) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));

@@ -79,8 +79,8 @@ const dns: DoctorCheck = {
   },
 };
 
-// The spec's T3 list: KMS needs one of these.
-const KMS_CIPHERS = new Set(['TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256', 'ECDHE-RSA-AES256-GCM-SHA384', 'ECDHE-ECDSA-AES256-GCM-SHA384']);
+// The spec's T3 list: the handshake offers only these, as KMS would need one of them.
+const KMS_CIPHERS = 'TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES256-GCM-SHA384';
 /** PROXY v2 LOCAL with no addresses: what a health checker sends; accepted from trusted proxies. */
 const PROXY_V2_LOCAL = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a, 0x20, 0x00, 0x00, 0x00]);
 
@@ -98,7 +98,7 @@ function handshake(host: string, port: number, servername: string, version: tls.
     raw.once('error', reject);
     raw.once('connect', () => {
       if (proxyHeader) raw.write(PROXY_V2_LOCAL);
-      const s = tls.connect({ socket: raw, servername, minVersion: version, maxVersion: version, ...(ca ? { ca } : {}), rejectUnauthorized: false });
+      const s = tls.connect({ socket: raw, servername, minVersion: version, maxVersion: version, ciphers: KMS_CIPHERS, ...(ca ? { ca } : {}), rejectUnauthorized: false });
       s.once('secureConnect', () => {
         resolve({ cipher: s.getCipher().standardName, authorized: s.authorized, ...(s.authorizationError ? { error: String(s.authorizationError) } : {}) });
         s.end();
@@ -125,11 +125,12 @@ const tlsHandshakes: DoctorCheck = {
     for (const v of versions) {
       try {
         const r = await handshake(host, c.server.port, c.proxy.hostname, v, ca, c.server.proxyProtocol.enabled);
-        if (!KMS_CIPHERS.has(r.cipher)) out.push(warn('tls', `${v} handshake on ${host}:${c.server.port} chose ${r.cipher}, none of the ciphers KMS offers`, 'keep the default cipher list'));
-        else if (!r.authorized) out.push(fail('tls', `${v} handshake on ${host}:${c.server.port}: the served certificate does not verify (${r.error})`, 'serve the full chain (xks cert check)'));
+        if (!r.authorized) out.push(fail('tls', `${v} handshake on ${host}:${c.server.port}: the served certificate does not verify (${r.error})`, 'serve the full chain (xks cert check)'));
         else out.push(ok('tls', `${v} handshake on ${host}:${c.server.port} for ${c.proxy.hostname}: ${r.cipher}, certificate verifies`));
       } catch (err) {
-        out.push(fail('tls', `${v} handshake on ${host}:${c.server.port} failed (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, 'is the service running? systemctl status xks@NAME, or xks serve --config FILE'));
+        const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+        const fix = code === 'ECONNREFUSED' ? 'start the service: systemctl start xks@NAME, or xks serve --config FILE' : 'the listener must offer one of the ciphers KMS uses (spec: AES-256-GCM or ChaCha20 with ECDHE)';
+        out.push(fail('tls', `${v} handshake on ${host}:${c.server.port} with KMS's ciphers failed (${code})`, fix));
       }
     }
     return out;
