@@ -1,4 +1,4 @@
-// `xks demo`: the appliance as a new operator first meets it (shared/demo-contract.md). Provision,
+// `xks demo`: the appliance as a new operator first meets it (docs/demo.md). Provision,
 // start, then publish demo.json (atomically) once the API answers and every HSM node is ACTIVE;
 // keep its pids current; stop cleanly on SIGTERM/SIGINT with exit code 0.
 import { existsSync, readFileSync, rmSync } from 'node:fs';
