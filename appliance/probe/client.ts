@@ -132,9 +132,17 @@ export interface RecordedReply {
   reply: Reply;
 }
 
+// Answers that say "not now" rather than "no": KMS retries them, and so does the probe (twice),
+// so that a busy moment is reported as such instead of as a broken rule.
+const TRANSIENT = new Set([429, 503]);
+const RETRIES = 2;
+const RETRY_PAUSE_MS = 100;
+
 /** Signed XKS calls on one keep-alive connection; every reply is recorded for T1 and X3. */
 export class XksApi {
   readonly replies: RecordedReply[] = [];
+  /** Transient replies (429, 503) that were retried. */
+  readonly retried: RecordedReply[] = [];
 
   constructor(
     readonly target: ProbeTarget,
@@ -158,7 +166,13 @@ export class XksApi {
       };
     }
     if (opts.afterSigning) ({ headers, body: payload } = opts.afterSigning(headers, payload));
-    const reply = await this.conn.send({ method, path, headers, ...(payload.length || method === 'POST' ? { body: payload } : {}) });
+    const request = { method, path, headers, ...(payload.length || method === 'POST' ? { body: payload } : {}) };
+    let reply = await this.conn.send(request);
+    for (let i = 0; i < RETRIES && TRANSIENT.has(reply.status); i++) {
+      this.retried.push({ label, reply });
+      await new Promise((r) => setTimeout(r, RETRY_PAUSE_MS));
+      reply = await this.conn.send(request);
+    }
     if (!opts.unrecorded) this.replies.push({ label, reply });
     return reply;
   }

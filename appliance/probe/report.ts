@@ -9,6 +9,8 @@ export interface ProbeReport {
   summary: { pass: number; fail: number; skip: number };
   checks: CheckResult[];
   latency: LatencySummary;
+  /** Transient replies (429, 503) the probe retried before judging: a busy endpoint, not a broken rule. */
+  retried: Array<{ label: string; status: number }>;
 }
 
 export function summarize(checks: CheckResult[]): ProbeReport['summary'] {
@@ -31,6 +33,9 @@ export function renderTable(report: ProbeReport, width = 160): string {
       out.push(`-- ${group}`);
     }
     out.push(line(r.status, r.rule, r.name, r.reason));
+  }
+  if (report.retried.length) {
+    out.push('', `note: ${report.retried.length} transient replies were retried (${report.retried.slice(0, 3).map((r) => `${r.label}: ${r.status}`).join(', ')}): the endpoint was busy or an HSM slow`);
   }
   const s = report.summary;
   out.push('', `${s.pass} passed, ${s.fail} failed, ${s.skip} skipped${s.fail ? ': the endpoint is NOT ready for KMS' : ''}`);

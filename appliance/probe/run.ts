@@ -43,5 +43,6 @@ export async function runProbe(target: ProbeTarget, latency: LatencyOptions, hoo
   }
   hooks.phase?.('latency');
   const summary = await latencyChecks(target, latency, results);
-  return { endpoint: target.endpoint.origin, uriPath: target.uriPath, startedAt, summary: summarize(results.list), checks: results.list, latency: summary };
+  const retried = api.retried.map(({ label, reply }) => ({ label, status: reply.status }));
+  return { endpoint: target.endpoint.origin, uriPath: target.uriPath, startedAt, summary: summarize(results.list), checks: results.list, latency: summary, retried };
 }
