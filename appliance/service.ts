@@ -8,13 +8,14 @@ import type { Config } from './config/schema.js';
 import { controlSocketPath, startControlServer } from './control/server.js';
 import type { Logger } from './logging.js';
 import { createApiListener, type ApiListener } from '../gateway/listener.js';
-import { CidrList } from '../gateway/allowlist.js';
+import { CidrList } from '../xks/cidr-list.js';
 import { agentReply, healthCheckBody, startAgentCheck, startHealthHttp, startMetricsHttp, type InstanceHealth, type SideAllow, type SideServer } from '../gateway/health.js';
 import { createPipeline } from '../gateway/pipeline.js';
 import { Router } from '../gateway/router.js';
-import { openAuditLog, type AuditLog } from '../xks/audit.js';
+import type { AdminAction } from '../xks/audit/entry.js';
+import { openAuditLog, type AuditLog } from '../xks/audit/log.js';
 import { canServe } from '../xks/api/health.js';
-import { createHsmCluster } from '../xks/hsm/cluster.js';
+import { createHsmCluster } from '../xks/hsm/parent/cluster.js';
 import type { HsmCluster } from '../xks/hsm/types.js';
 import { KeyDirectory } from '../xks/keys.js';
 import { buildKeyStore, type KeyStore } from '../xks/keystore.js';
@@ -22,15 +23,23 @@ import { Metrics } from '../xks/metrics.js';
 import type { RequestRecord } from '../xks/context.js';
 import { RefusalLog } from './refusal-log.js';
 
+/** Who asked for an administrative action, and why (the audit trail's operator and reason). */
+export interface Operator {
+  operator: string;
+  reason?: string | undefined;
+}
+
 export interface Appliance {
   readonly config: Config;
   readonly hsm: HsmCluster;
   readonly metrics: Metrics;
   readonly api: { address: string; port: number };
   health(): InstanceHealth;
-  setDraining(draining: boolean): void;
-  /** Re-read the certificate chain, key and credential files; live connections stay up. */
-  reload(): { daysToExpire: number; stores: number };
+  setDraining(draining: boolean, by?: Operator): void;
+  /** Re-read the certificate chain, key and credential files, reopen the audit file; live connections stay up. */
+  reload(by?: Operator): { daysToExpire: number; stores: number };
+  /** Record an administrative action in the audit trail (no-op without one); throws when it cannot be written. */
+  audit(action: AdminAction): void;
   close(): Promise<void>;
 }
 
@@ -71,11 +80,21 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
   };
   try {
     await hsm.start();
-    const audit: AuditLog | undefined = config.audit ? openAuditLog(config.audit.file) : undefined;
+    const audit: AuditLog | undefined = config.audit
+      ? openAuditLog({
+          ...config.audit,
+          onWriteError(err) {
+            metrics.auditWriteErrors.inc();
+            logger.error({ err: (err as NodeJS.ErrnoException).code ?? err.message, file: config.audit?.file }, 'audit write failed: the requests of this write were answered 500');
+          },
+        })
+      : undefined;
     if (audit) closers.push(() => audit.close());
+    const recordAdmin = (action: AdminAction) => audit?.admin(action);
 
     let draining = false;
-    const setDraining = (d: boolean) => {
+    const setDraining = (d: boolean, by: Operator = { operator: 'unknown' }) => {
+      recordAdmin({ action: d ? 'drain' : 'undrain', ...by });
       draining = d;
       logger.info({ draining: d }, d ? 'draining: load balancers are told to stop sending traffic' : 'drain ended');
     };
@@ -87,7 +106,7 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
     const refusals = new RefusalLog(config.logging.refusalIntervalMs, ({ fields, suppressed }, intervalMs) => {
       const detail = `${suppressed} more like this in ${intervalMs / 1000} s, not written one by one`;
       logger.warn({ ...fields, suppressed, detail }, 'refusals summed up');
-      if (fields['status'] !== undefined) audit?.write({ ...fields, detail } as RequestRecord);
+      if (fields['status'] !== undefined) audit?.request({ ...(fields as RequestRecord), suppressed }, () => undefined);
     });
     closers.push(async () => refusals.close());
     const onReject = (reason: string, source: string | undefined, detail?: string) => {
@@ -103,18 +122,20 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
       regions: config.proxy.regions,
       hostname: config.proxy.hostname,
       healthCheck: () => healthCheckBody(health()),
-      onFinish(record) {
+      onFinish(record, release) {
         metrics.request(record);
         // Load balancers ask every second or two: their checks are counted, not logged or audited.
-        if (record.operation === 'health-check') return;
-        // Not authenticated (401, or refused before SigV4): rate-limited per source and status.
+        if (record.operation === 'health-check') return release(true);
+        // Not authenticated (401, or refused before SigV4): logged and audited once per source,
+        // status and interval; the rest are summed up (RefusalLog).
         if (record.accessKeyId === undefined && record.status !== 200) {
           const fields = { source: record.source, status: record.status, errorName: record.errorName };
-          if (!refusals.admit(`request|${record.status}|${record.source}`, fields)) return;
+          if (!refusals.admit(`request|${record.status}|${record.source}`, fields)) return release(true);
         }
-        audit?.write(record);
         if (record.status === 200) requestLog.info(record, 'request');
         else requestLog.warn(record, 'request');
+        if (audit) audit.request(record, release);
+        else release(true);
       },
     });
     const listener: ApiListener = createApiListener(config, pipeline, { onReject });
@@ -123,18 +144,26 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
     });
     closers.push(() => listener.close());
     // Checked first, swapped only when good: a bad new certificate never replaces a working one.
-    const reload = () => {
-      const daysToExpire = checkCertificate(config, logger, opts.extraRoots);
-      const next = buildKeyStores(config);
+    const reload = (by: Operator = { operator: 'unknown' }) => {
+      // logrotate's create + postrotate: the audit file is reopened even when the rest is refused.
+      audit?.reopen();
       try {
-        listener.reloadTls(config);
+        const daysToExpire = checkCertificate(config, logger, opts.extraRoots);
+        const next = buildKeyStores(config);
+        try {
+          listener.reloadTls(config);
+        } catch (err) {
+          throw new ConfigError(`server.tls: the new certificate and key cannot be loaded (${(err as Error).message}); the running ones stay`);
+        }
+        router.replace(next.map((store) => ({ uriPath: store.uriPath, store })));
+        metrics.certificateDaysToExpire.set(daysToExpire);
+        logger.info({ daysToExpire, stores: next.length }, 'reloaded certificate, key and credentials');
+        recordAdmin({ action: 'reload', ...by, details: { daysToExpire, stores: next.length } });
+        return { daysToExpire, stores: next.length };
       } catch (err) {
-        throw new ConfigError(`server.tls: the new certificate and key cannot be loaded (${(err as Error).message}); the running ones stay`);
+        recordAdmin({ action: 'reload', ...by, outcome: 'failure', details: { error: (err as Error).message } });
+        throw err;
       }
-      router.replace(next.map((store) => ({ uriPath: store.uriPath, store })));
-      metrics.certificateDaysToExpire.set(daysToExpire);
-      logger.info({ daysToExpire, stores: next.length }, 'reloaded certificate, key and credentials');
-      return { daysToExpire, stores: next.length };
     };
     // Expiry is a total outage: say so every day from the warning window on.
     const expiryWatch = setInterval(() => {
@@ -169,9 +198,10 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
     if (httpPort) await sideListen('health.httpPort', httpPort, () => startHealthHttp(config.server.host, httpPort, config.health.path, health, sideAllow('health-http')));
     if (agentPort) await sideListen('health.agentPort', agentPort, () => startAgentCheck(config.server.host, agentPort, health, sideAllow('agent')));
     const control = await startControlServer(controlSocketPath(loaded.file), {
-      status: () => ({ api, draining, health: health(), agent: agentReply(health()).trim(), nodes: hsm.status() }),
+      status: () => ({ api, draining, health: health(), agent: agentReply(health()).trim(), nodes: hsm.status(), audit: audit ? { file: config.audit?.file, head: audit.head() } : undefined }),
       setDraining,
       reload,
+      audit: recordAdmin,
       injectFault: (node, fault) => {
         logger.warn({ node, fault }, 'fault injected');
         return hsm.injectFault(node, fault);
@@ -187,6 +217,7 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
       health,
       setDraining,
       reload,
+      audit: recordAdmin,
       close: closeAll,
     };
   } catch (err) {

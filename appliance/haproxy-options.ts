@@ -1,7 +1,7 @@
 // Build HaproxyRenderOptions from the appliance configuration. The configuration knows the Node
 // side (port, health path, agent port, keep-alive, PROXY v2, the proxy's host name); everything
 // about HAProxy's own placement comes in as overrides (CLI flags or the demo).
-import type { Config } from '../appliance/config/schema.js';
+import type { Config } from './config/schema.js';
 import {
   DEFAULT_MONITOR_PORT,
   NLB_DEFAULT_IDLE_TIMEOUT_MS,
@@ -11,7 +11,7 @@ import {
   type HaproxyServer,
   type HaproxyVariant,
   type HealthCheckTiming,
-} from './options.js';
+} from '../haproxy/options.js';
 
 export interface SniRoute {
   hostname: string;
