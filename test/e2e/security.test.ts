@@ -214,3 +214,9 @@ t.test('refused connections and unauthenticated requests: one line per source an
   agent.destroy();
   client.close();
 });
+
+t.test('the demo directory says it is not fit for production, in the files it writes', async (t) => {
+  const material = JSON.parse(readFileSync(join(d!.dir, 'secrets', 'demo-key-material.json'), 'utf8')) as Record<string, string>;
+  t.match(material['_notice'], /NOT FIT FOR PRODUCTION/, 'the raw key material file carries the notice');
+  t.match(readFileSync(d!.demo.configFile, 'utf8').split('\n').slice(0, 3).join('\n'), /NOT FIT FOR PRODUCTION/, 'so does the head of its xks.yaml');
+});
