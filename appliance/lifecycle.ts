@@ -5,7 +5,7 @@ import type { Logger } from './logging.js';
 
 /** What a signal acts on: one appliance, or (in the demo) the instances it supervises. */
 export interface Runnable {
-  reload(): unknown;
+  reload(by: { operator: string }): unknown;
   close(): Promise<void>;
 }
 
@@ -32,7 +32,7 @@ export function runUntilSignalled(app: Runnable, logger: Logger, beforeClose: ()
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGHUP', () => {
     try {
-      app.reload();
+      app.reload({ operator: 'signal:SIGHUP' });
     } catch (err) {
       logger.error({ err: (err as Error).message }, 'reload refused; the running certificate and credentials stay');
     }

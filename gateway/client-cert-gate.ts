@@ -11,7 +11,7 @@ import { AsyncResource } from 'node:async_hooks';
 import { X509Certificate } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
-import { issuedBy, notAfter, notBefore } from '../appliance/certs/x509.js';
+import { issuedBy, notAfter, notBefore } from './x509.js';
 import { ClientCertificateReader, HANDSHAKE_FAILURE_ALERT, type Verdict } from './tls-records.js';
 
 export interface ClientCertGateOptions {

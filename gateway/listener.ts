@@ -7,7 +7,7 @@ import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { Config } from '../appliance/config/schema.js';
-import { CidrList } from './allowlist.js';
+import { CidrList } from '../xks/cidr-list.js';
 import { connectionContext, connectionOf, trackConnection, type ConnectionInfo } from './connection.js';
 import { readProxyHeader } from './proxy-protocol.js';
 import { startsWithTls } from './first-byte.js';

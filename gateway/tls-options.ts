@@ -4,7 +4,7 @@ import { X509Certificate, constants, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { TlsOptions, TLSSocket } from 'node:tls';
 import type { Config } from '../appliance/config/schema.js';
-import { pemCertificates } from '../appliance/certs/x509.js';
+import { pemCertificates } from './x509.js';
 
 /** TLS 1.3 suites first, then TLS 1.2 ECDHE AEAD suites (NLB HTTPS health checks use TLS 1.2). */
 export const CIPHERS = [

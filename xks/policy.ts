@@ -3,7 +3,7 @@
 // denies with 403 AccessDeniedException and is named in the log (Z1: "the statement that caused
 // the deny").
 import type { KeyConfig, PolicyConfig } from '../appliance/config/schema.js';
-import { CidrList } from '../gateway/allowlist.js';
+import { CidrList } from './cidr-list.js';
 import { XksError } from './errors.js';
 import type { KeyStore } from './keystore.js';
 import type { RequestMetadata } from './validate.js';

@@ -4,7 +4,7 @@ import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
 import { kmsRootExpiry } from './kms-roots.js';
 import { findAnchor } from './trust.js';
-import { commonName, issuedBy, notAfter, notBefore, oneLineName, pemCertificates, subjectAltNames } from './x509.js';
+import { commonName, issuedBy, notAfter, notBefore, oneLineName, pemCertificates, subjectAltNames } from '../../gateway/x509.js';
 
 export interface CertProblem {
   severity: 'error' | 'warning';

@@ -6,7 +6,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:f
 import { join, resolve } from 'node:path';
 import { writeFileAtomic } from './atomic-write.js';
 import { createCa, issueClientCert, issueServerCert, type CertAndKey } from './issue.js';
-import { commonName, issuedBy, isSelfSigned, notAfter } from './x509.js';
+import { commonName, issuedBy, isSelfSigned, notAfter } from '../../gateway/x509.js';
 
 export * from './issue.js';
 

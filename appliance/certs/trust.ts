@@ -15,7 +15,7 @@
 import { X509Certificate } from 'node:crypto';
 import { rootCertificates } from 'node:tls';
 import { findKmsRoot, kmsRootExpiry, kmsTrustedRoots, sha256Fingerprint, type KmsRoot } from './kms-roots.js';
-import { issuedBy, isSelfSigned, oneLineName } from './x509.js';
+import { issuedBy, isSelfSigned, oneLineName } from '../../gateway/x509.js';
 
 export type Anchor =
   /** One of the caller's extra roots. */

@@ -4,7 +4,7 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { loadConfig } from '../config/load.js';
-import { optionsFromConfig, type SniRoute } from '../../haproxy/from-config.js';
+import { optionsFromConfig, type SniRoute } from '../haproxy-options.js';
 import { renderKeepalived, type KeepalivedPeer } from '../../haproxy/keepalived.js';
 import { formatFindings, lintExitCode, lintHaproxy } from '../../haproxy/lint.js';
 import { DEFAULT_MONITOR_PORT, NLB_DEFAULT_IDLE_TIMEOUT_MS, type Endpoint } from '../../haproxy/options.js';

@@ -2,7 +2,7 @@
 // `Config` type inferred here; the loader (load.ts) resolves paths and checks what a schema
 // cannot (files, permissions, cross references). Messages name the field and say how to fix it.
 import { z } from 'zod';
-import { validateCidr } from '../../gateway/allowlist.js';
+import { validateCidr } from '../../xks/cidr-list.js';
 
 const ms = (min: number, max: number) => z.number().int().min(min).max(max);
 // Checked here with the allowlist's own parser, so a bad entry fails config validation (naming
@@ -196,7 +196,14 @@ export const configSchema = z
       .object({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info') })
       .strict()
       .default({ level: 'info' }),
-    audit: z.object({ file: z.string().min(1) }).strict().optional(),
+    audit: z
+      .object({
+        file: z.string().min(1),
+        // Size-based rotation by the service itself (FILE -> FILE.<UTC time>); unset: use logrotate.
+        maxBytes: z.number().int().min(65_536, 'audit.maxBytes: at least 65536 (64 KiB)').optional(),
+      })
+      .strict()
+      .optional(),
     hsm: z
       .object({
         vendor: z.string().min(1).default('PKCS#11'),

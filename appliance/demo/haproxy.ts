@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '../certs/atomic-write.js';
 import { CliError } from '../cli/errors.js';
 import type { Config } from '../config/schema.js';
-import { optionsFromConfig } from '../../haproxy/from-config.js';
+import { optionsFromConfig } from '../haproxy-options.js';
 import { renderHaproxy } from '../../haproxy/render.js';
 
 export interface DemoHaproxy {

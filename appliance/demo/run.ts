@@ -101,7 +101,7 @@ async function startInProcess(layout: DemoLayout, logger: Logger, extraRoots: st
     hsmNodes: () => nodeSummary(app),
     entries: () => [instanceEntry(app.config, instanceId(0), process.pid, layout.configFile, nodeSummary(app))],
     onChange: (listener) => app.hsm.onChange(listener),
-    reload: () => app.reload(),
+    reload: (by) => app.reload(by),
     close: () => app.close(),
   };
 }

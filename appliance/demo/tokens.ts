@@ -6,7 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { compiledEntry } from '../../xks/hsm/package-root.js';
-import { CKU_SO, Pkcs11Module, TokenNotFoundError } from '../../xks/hsm/pkcs11.js';
+import { CKU_SO, Pkcs11Module, TokenNotFoundError } from '../../xks/hsm/child/pkcs11.js';
 
 export interface TokenKey {
   label: string;

@@ -2,7 +2,7 @@
 // Not a test: `npm run build && node dist/test/bench/hsm.js [seconds] [concurrency]`.
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { createHsmCluster } from '../../xks/hsm/cluster.js';
+import { createHsmCluster } from '../../xks/hsm/parent/cluster.js';
 import { LABELS, makeTestHsm } from '../helpers/softhsm.js';
 
 const seconds = Number(process.argv[2] ?? 5);

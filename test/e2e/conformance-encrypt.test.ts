@@ -2,7 +2,7 @@
 // demo. The oracle (test/helpers/oracle.ts) holds the demo's raw key material: every ciphertext the
 // proxy returns must open under Node's aes-256-gcm with the spec's AAD framing, byte for byte.
 import t from 'tap';
-import { computeCdiv } from '../../xks/cdiv.js';
+import { computeCdiv } from '../../xks/hsm/child/cdiv.js';
 import { MAX_AAD_BYTES, MAX_PLAINTEXT_BYTES } from '../../xks/validate.js';
 import { type RunningDemo } from '../helpers/demo.js';
 import { withDemo } from '../helpers/fixture.js';
@@ -37,12 +37,12 @@ function oracleOpen(r: Reply, aad: Buffer, keyId = KEY): Buffer | null {
 /** Bytes whose base64 holds '+' and '/' and, for lengths not a multiple of 3, padding. */
 const awkward = (length: number) => Buffer.alloc(length, Buffer.from([0xfb, 0xef, 0xff]));
 
-t.test('C2: the conformance CDIV test vector (unit: xks/cdiv.ts and the oracle)', async (t) => {
+t.test('C2: the conformance CDIV test vector (unit: xks/hsm/child/cdiv.ts and the oracle)', async (t) => {
   const parts = ['cHJvamVjdD1uaWxlLGRlcGFydG1lbnQ9bWFya2V0aW5n', 'a2V5X3ZlcnNpb249MQ==', 'HMrlRw85cAJUd5Ax', 'ghxkK1txeDNn3q8Y', 'vBxN2ncH1oEkR8WVXpmyYQ=='].map(fromB64) as [Buffer, Buffer, Buffer, Buffer, Buffer];
   t.equal(Buffer.concat(parts).length, 86, '86 bytes hashed');
   t.equal(parts[1].toString(), 'key_version=1');
   const want = 'qHA/ImC9h5HsLRXqCyPmWgYx7tzyoTplzILbP0fPXsc=';
-  t.equal(computeCdiv(...parts).toString('base64'), want, 'xks/cdiv.ts');
+  t.equal(computeCdiv(...parts).toString('base64'), want, 'xks/hsm/child/cdiv.ts');
   t.equal(specCdiv(...parts).toString('base64'), want, 'the oracle');
   t.match(computeCdiv(...parts).toString('hex'), /^a8703f22.*5ec7$/);
 });

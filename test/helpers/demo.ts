@@ -67,8 +67,8 @@ export interface RunningDemo {
  * `bin/xks ARGS` as a user runs it. tap wraps child_process to put its coverage loaders into
  * NODE_OPTIONS, which breaks an extensionless ES module entry; `env -u` drops them at exec time.
  */
-export function xksCommand(args: string[]): [string, string[]] {
-  return ['env', ['-u', 'NODE_OPTIONS', XKS_BIN, ...args]];
+export function xksCommand(args: string[], nodeOptions?: string): [string, string[]] {
+  return ['env', ['-u', 'NODE_OPTIONS', ...(nodeOptions ? [`NODE_OPTIONS=${nodeOptions}`] : []), XKS_BIN, ...args]];
 }
 
 function portFree(port: number): Promise<boolean> {
@@ -96,7 +96,14 @@ export async function freePorts(span: number): Promise<number> {
  */
 export async function startDemo(
   args: string[] | ((port: number) => string[]) = [],
-  opts: { dir?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv; instances?: number } = {},
+  opts: {
+    dir?: string;
+    timeoutMs?: number;
+    env?: NodeJS.ProcessEnv;
+    instances?: number;
+    /** e.g. --cpu-prof, for the appliance and its HSM node processes. */
+    nodeOptions?: string;
+  } = {},
 ): Promise<RunningDemo> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'xks-demo-'));
   const instances = opts.instances ?? 1;
@@ -104,7 +111,7 @@ export async function startDemo(
   rmSync(join(dir, 'demo.json'), { force: true }); // a previous run's is not this run's readiness
   let out = '';
   const extra = [...(typeof args === 'function' ? args(port) : args), ...(instances > 1 ? ['--instances', String(instances)] : [])];
-  const proc = spawn(...xksCommand(['demo', '--dir', dir, '--port', String(port), ...extra]), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+  const proc = spawn(...xksCommand(['demo', '--dir', dir, '--port', String(port), ...extra], opts.nodeOptions), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const file = join(dir, 'demo.json');
@@ -128,7 +135,8 @@ export async function startDemo(
     reload,
     stop: () =>
       new Promise((res) => {
-        if (proc.exitCode !== null) return res(proc.exitCode);
+        // Already gone (exited, or killed by a signal: then exitCode stays null).
+        if (proc.exitCode !== null || proc.signalCode !== null) return res(proc.exitCode);
         const t = setTimeout(() => proc.kill('SIGKILL'), 10_000);
         proc.once('exit', (code) => {
           clearTimeout(t);

@@ -1,6 +1,6 @@
 // The small appliance configuration the HAProxy tests render from, with the few knobs they vary.
 import { configSchema, type Config } from '../../appliance/config/schema.js';
-import type { HaproxyOverrides } from '../../haproxy/from-config.js';
+import type { HaproxyOverrides } from '../../appliance/haproxy-options.js';
 
 export interface ConfigPatch {
   keepAliveTimeoutMs?: number;

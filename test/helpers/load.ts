@@ -24,6 +24,8 @@ export interface LoadOptions {
   endpoint?: string;
   /** Called with the elapsed ms on every scheduling tick, to inject faults at chosen times. */
   onTick?: (elapsedMs: number) => void;
+  /** What to send (default: one signed Encrypt with CDIV); benchmarks send other requests too. */
+  request?: { url: string; headers: Record<string, string>; body: string };
 }
 
 export interface LoadReport {
@@ -62,7 +64,7 @@ export async function signedEncrypt(demo: DemoJson, endpoint = demo.endpoint) {
 }
 
 export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
-  const { url, body, headers } = await signedEncrypt(opts.demo, opts.endpoint);
+  const { url, body, headers } = opts.request ?? (await signedEncrypt(opts.demo, opts.endpoint));
   const agent = new https.Agent({ keepAlive: true, maxSockets: opts.maxInFlight ?? 64 });
   const ca = readFileSync(opts.demo.caFile);
   const samples: Sample[] = [];

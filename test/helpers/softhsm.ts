@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Test } from 'tap';
-import { createHsmCluster } from '../../xks/hsm/cluster.js';
+import { createHsmCluster } from '../../xks/hsm/parent/cluster.js';
 import type { HsmCluster, NodeHealth } from '../../xks/hsm/types.js';
 import type { HsmConfig, HsmNodeConfig } from '../../appliance/config/schema.js';
 import { provisionToken, writeSoftHsmConf, type TokenKey } from '../../appliance/demo/tokens.js';

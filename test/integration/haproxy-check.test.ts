@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { haproxyTestConfig, twoServers } from '../helpers/haproxy-config.js';
-import { optionsFromConfig, type HaproxyOverrides } from '../../haproxy/from-config.js';
+import { optionsFromConfig, type HaproxyOverrides } from '../../appliance/haproxy-options.js';
 import { renderHaproxy } from '../../haproxy/render.js';
 import { installedHaproxyVersion } from '../../haproxy/variant.js';
 

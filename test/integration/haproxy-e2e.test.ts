@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import t from 'tap';
 import { haproxyTestConfig } from '../helpers/haproxy-config.js';
-import { optionsFromConfig } from '../../haproxy/from-config.js';
+import { optionsFromConfig } from '../../appliance/haproxy-options.js';
 import { renderHaproxy } from '../../haproxy/render.js';
 
 const SIGNATURE = Buffer.from('0d0a0d0a000d0a515549540a', 'hex');

@@ -3,9 +3,9 @@
 import { createCipheriv, randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import t, { type Test } from 'tap';
-import { computeCdiv } from '../../xks/cdiv.js';
+import { computeCdiv } from '../../xks/hsm/child/cdiv.js';
 import { XksError } from '../../xks/errors.js';
-import { createHsmCluster } from '../../xks/hsm/cluster.js';
+import { createHsmCluster } from '../../xks/hsm/parent/cluster.js';
 import type { HsmCluster } from '../../xks/hsm/types.js';
 import { LABELS, makeTestHsm, type TestHsm, type TestHsmOptions } from '../helpers/softhsm.js';
 

@@ -2,7 +2,7 @@
 // the same key, IV and AAD is the oracle: SoftHSM2's output is ciphertext||tag, byte for byte.
 import { createCipheriv, randomBytes } from 'node:crypto';
 import t, { type Test } from 'tap';
-import { IvNotReturnedError, Pkcs11CallError, Pkcs11Module, type CallMode, type Handle } from '../../xks/hsm/pkcs11.js';
+import { IvNotReturnedError, Pkcs11CallError, Pkcs11Module, type CallMode, type Handle } from '../../xks/hsm/child/pkcs11.js';
 import { LABELS, SOFTHSM_MODULE, USER_PIN, makeTestHsm } from '../helpers/softhsm.js';
 
 const th = await makeTestHsm({ nodes: 1 });

@@ -1,8 +1,8 @@
 // The node process's session pool on a real SoftHSM2 token: one call per session at a time,
 // sessions replaced after session errors, the module re-initialized after repeated device errors.
 import t from 'tap';
-import { Pkcs11CallError, Pkcs11Module } from '../../xks/hsm/pkcs11.js';
-import { ExpiredError, SessionPool, type PooledSession } from '../../xks/hsm/session-pool.js';
+import { Pkcs11CallError, Pkcs11Module } from '../../xks/hsm/child/pkcs11.js';
+import { ExpiredError, SessionPool, type PooledSession } from '../../xks/hsm/child/session-pool.js';
 import { LABELS, SOFTHSM_MODULE, USER_PIN, makeTestHsm } from '../helpers/softhsm.js';
 
 const th = await makeTestHsm({ nodes: 1 });

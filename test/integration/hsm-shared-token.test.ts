@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import t from 'tap';
 import { provisionToken } from '../../appliance/demo/tokens.js';
-import { createHsmCluster } from '../../xks/hsm/cluster.js';
+import { createHsmCluster } from '../../xks/hsm/parent/cluster.js';
 import type { HsmCluster } from '../../xks/hsm/types.js';
 import { encryptLoad, LABELS, makeTestHsm, SO_PIN, SOFTHSM_MODULE, USER_PIN } from '../helpers/softhsm.js';
 

@@ -4,7 +4,7 @@ import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import type { HsmConfig, HsmNodeConfig } from '../../appliance/config/schema.js';
-import { createHsmCluster } from '../../xks/hsm/cluster.js';
+import { createHsmCluster } from '../../xks/hsm/parent/cluster.js';
 import { LABELS, USER_PIN, makeTestHsm } from '../helpers/softhsm.js';
 
 const th = await makeTestHsm({ nodes: 2 });

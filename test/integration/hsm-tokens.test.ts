@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import pkcs11js from 'pkcs11js';
 import t from 'tap';
 import { provisionToken, writeSoftHsmConf, type TokenKey } from '../../appliance/demo/tokens.js';
-import { Pkcs11Module } from '../../xks/hsm/pkcs11.js';
+import { Pkcs11Module } from '../../xks/hsm/child/pkcs11.js';
 import { SOFTHSM_MODULE, SO_PIN, USER_PIN } from '../helpers/softhsm.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'xks-tokens-'));

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import ipaddr from 'ipaddr.js';
 import t from 'tap';
-import { CidrList, validateCidr } from '../../gateway/allowlist.js';
+import { CidrList, validateCidr } from '../../xks/cidr-list.js';
 import { prng } from '../helpers/prng.js';
 
 t.test('IPv4 ranges', async (t) => {

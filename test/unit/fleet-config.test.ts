@@ -4,7 +4,7 @@
 import t from 'tap';
 import { ConfigError, parseConfig } from '../../appliance/config/load.js';
 import { fleetMembers } from '../../appliance/fleet/members.js';
-import { optionsFromConfig } from '../../haproxy/from-config.js';
+import { optionsFromConfig } from '../../appliance/haproxy-options.js';
 import { renderHaproxy } from '../../haproxy/render.js';
 
 const base = (extra: Record<string, unknown> = {}, proxy: Record<string, unknown> = {}) => ({

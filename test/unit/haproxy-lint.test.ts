@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { haproxyTestConfig, twoServers } from '../helpers/haproxy-config.js';
-import { optionsFromConfig, type HaproxyOverrides } from '../../haproxy/from-config.js';
+import { optionsFromConfig, type HaproxyOverrides } from '../../appliance/haproxy-options.js';
 import { formatFindings, lintExitCode, lintHaproxy, type LintFinding } from '../../haproxy/lint.js';
 import { renderHaproxy } from '../../haproxy/render.js';
 

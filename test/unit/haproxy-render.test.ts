@@ -3,7 +3,7 @@
 import t from 'tap';
 import type { Config } from '../../appliance/config/schema.js';
 import { haproxyTestConfig, twoServers } from '../helpers/haproxy-config.js';
-import { backendNameFor, optionsFromConfig, type HaproxyOverrides } from '../../haproxy/from-config.js';
+import { backendNameFor, optionsFromConfig, type HaproxyOverrides } from '../../appliance/haproxy-options.js';
 import { renderHaproxy } from '../../haproxy/render.js';
 
 const config = haproxyTestConfig;

@@ -1,9 +1,9 @@
 // Node health as the cluster tracks it, the CKR_* classification that drives retries, and the
 // failure-log limiter.
 import t from 'tap';
-import { LogLimiter } from '../../xks/hsm/log-limiter.js';
-import { MAX_WEIGHT, NodeHealthTracker } from '../../xks/hsm/node-health.js';
-import { ckrCode, ckrName, classify } from '../../xks/hsm/pkcs11.js';
+import { LogLimiter } from '../../xks/hsm/parent/log-limiter.js';
+import { MAX_WEIGHT, NodeHealthTracker } from '../../xks/hsm/parent/node-health.js';
+import { ckrCode, ckrName, classify } from '../../xks/hsm/child/pkcs11.js';
 
 const active = () => {
   const h = new NodeHealthTracker();

@@ -4,7 +4,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { PinError, readPin } from '../../xks/hsm/pin.js';
+import { PinError, readPin } from '../../xks/hsm/child/pin.js';
 
 const PIN = 'sekrit-4711';
 const dir = mkdtempSync(join(tmpdir(), 'xks-pin-'));

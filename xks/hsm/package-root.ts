@@ -18,7 +18,7 @@ export function packageRoot(): string {
   return dir;
 }
 
-/** The compiled entry for a source path such as 'xks/hsm/node-main.js'; throws when not built. */
+/** The compiled entry for a source path such as 'xks/hsm/child/node-main.js'; throws when not built. */
 export function compiledEntry(relPath: string): string {
   const file = join(packageRoot(), 'dist', relPath);
   if (!existsSync(file)) throw new Error(`${file} is missing: build the project first (npm run build)`);

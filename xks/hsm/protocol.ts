@@ -3,7 +3,7 @@
 // its PIN from the file or environment variable the node configuration names.
 import type { HsmNodeConfig } from '../../appliance/config/schema.js';
 import type { DecryptInput, EncryptInput, Fault, KeyInfo } from './types.js';
-import type { FailureClass } from './pkcs11.js';
+import type { FailureClass } from './child/pkcs11.js';
 
 export interface InitMessage {
   t: 'init';

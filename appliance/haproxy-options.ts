@@ -1,8 +1,8 @@
 // Build HaproxyRenderOptions from the appliance configuration. The configuration knows the Node
 // side (port, health path, agent port, keep-alive, PROXY v2, the proxy's host name); everything
 // about HAProxy's own placement comes in as overrides (CLI flags or the demo).
-import type { Config } from '../appliance/config/schema.js';
-import { fleetMembers } from '../appliance/fleet/members.js';
+import type { Config } from './config/schema.js';
+import { fleetMembers } from './fleet/members.js';
 import {
   DEFAULT_MONITOR_PORT,
   NLB_DEFAULT_IDLE_TIMEOUT_MS,
@@ -12,7 +12,7 @@ import {
   type HaproxyServer,
   type HaproxyVariant,
   type HealthCheckTiming,
-} from './options.js';
+} from '../haproxy/options.js';
 
 export interface SniRoute {
   hostname: string;

@@ -2,13 +2,13 @@
 // becomes a FatalInitError saying how), then serve keyInfo / encrypt / decrypt / probe calls.
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import type { HsmNodeConfig } from '../../appliance/config/schema.js';
-import { computeCdiv } from '../cdiv.js';
+import type { HsmNodeConfig } from '../../../appliance/config/schema.js';
+import { computeCdiv } from './cdiv.js';
 import { IvNotReturnedError, Pkcs11CallError, Pkcs11Module, TokenNotFoundError, ckrCode, type Handle } from './pkcs11.js';
 import { PinError, readPin } from './pin.js';
-import type { NodeCall, OpResults } from './protocol.js';
+import type { NodeCall, OpResults } from '../protocol.js';
 import { SessionPool, type PooledSession } from './session-pool.js';
-import type { DecryptInput, EncryptInput, Fault, KeyInfo } from './types.js';
+import type { DecryptInput, EncryptInput, Fault, KeyInfo } from '../types.js';
 
 /** A configuration problem: the message says what is wrong and how to fix it (no node prefix). */
 export class FatalInitError extends Error {

@@ -4,7 +4,7 @@
 // as one line naming the node and the fix, and the process exits.
 import { KeyMissingError, NodeService, FatalInitError } from './node-service.js';
 import { Pkcs11CallError } from './pkcs11.js';
-import type { CallReply, CallRequest, ChildMessage, InitMessage, WireError } from './protocol.js';
+import type { CallReply, CallRequest, ChildMessage, InitMessage, WireError } from '../protocol.js';
 import { ExpiredError } from './session-pool.js';
 
 let service: NodeService | undefined;

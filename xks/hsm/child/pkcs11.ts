@@ -4,7 +4,7 @@
 import pkcs11js from 'pkcs11js';
 import { randomBytes } from 'node:crypto';
 import { endianness } from 'node:os';
-import type { KeyInfo } from './types.js';
+import type { KeyInfo } from '../types.js';
 
 export type Handle = Buffer;
 export type CallMode = 'sync' | 'async';

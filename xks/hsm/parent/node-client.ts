@@ -4,10 +4,10 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import type { HsmNodeConfig } from '../../appliance/config/schema.js';
+import type { HsmNodeConfig } from '../../../appliance/config/schema.js';
 import { LogLimiter } from './log-limiter.js';
-import { compiledEntry } from './package-root.js';
-import type { CallRequest, ChildMessage, InitMessage, NodeCall, OpName, OpResults, WireErrorClass } from './protocol.js';
+import { compiledEntry } from '../package-root.js';
+import type { CallRequest, ChildMessage, InitMessage, NodeCall, OpName, OpResults, WireErrorClass } from '../protocol.js';
 
 export type CallFailure = WireErrorClass | 'timeout' | 'down';
 
@@ -149,7 +149,7 @@ export class NodeClient extends EventEmitter {
     const env = { ...process.env, ...this.cfg.env, UV_THREADPOOL_SIZE: String(Math.max(4, this.cfg.sessions)) };
     let child: ChildProcess;
     try {
-      child = fork(compiledEntry('xks/hsm/node-main.js'), [], {
+      child = fork(compiledEntry('xks/hsm/child/node-main.js'), [], {
         serialization: 'advanced',
         // Not the parent's loader flags (tap's TypeScript hooks): the entry is compiled JavaScript.
         execArgv: [],

@@ -1,7 +1,7 @@
 // Health of one node as the cluster sees it, from live traffic and background probes, plus the
 // weight used to choose among nodes (after undici's BalancedPool: errors cost weight, successes
 // earn it back, so a flaky node gets less traffic before it is taken out).
-import type { NodeHealth } from './types.js';
+import type { NodeHealth } from '../types.js';
 
 export const MAX_WEIGHT = 100;
 const MIN_WEIGHT = 1;

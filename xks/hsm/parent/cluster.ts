@@ -4,13 +4,13 @@
 // traffic and from a background prober doing an encrypt+decrypt on hsm.healthKeyLabel.
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import type { HsmConfig, HsmNodeConfig } from '../../appliance/config/schema.js';
-import { XksError } from '../errors.js';
+import type { HsmConfig, HsmNodeConfig } from '../../../appliance/config/schema.js';
+import { XksError } from '../../errors.js';
 import { LogLimiter } from './log-limiter.js';
 import { NodeCallError, NodeClient, type CallFailure } from './node-client.js';
 import { NodeHealthTracker } from './node-health.js';
-import type { NodeCall, OpName, OpResults } from './protocol.js';
-import type { DecryptInput, DecryptOutput, EncryptInput, EncryptOutput, Fault, HsmCluster, KeyInfo, NodeHealth, NodeStatus } from './types.js';
+import type { NodeCall, OpName, OpResults } from '../protocol.js';
+import type { DecryptInput, DecryptOutput, EncryptInput, EncryptOutput, Fault, HsmCluster, KeyInfo, NodeHealth, NodeStatus } from '../types.js';
 
 /** Calls in flight per node before new requests are refused (429) rather than queued. */
 const IN_FLIGHT_PER_SESSION = 8;
