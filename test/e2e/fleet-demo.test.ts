@@ -89,13 +89,16 @@ t.test('HAProxy lists both instances, spreads new connections over them, reports
   const cfg = readFileSync(d.demo.haproxy!.configFile, 'utf8');
   for (const i of d.demo.instances) t.match(cfg, new RegExp(`server ${i.id} 127\\.0\\.0\\.1:${new URL(i.endpoint).port} .*agent-port ${i.agentCheckPort}`), `${i.id} is a server`);
   const ids: string[] = [];
-  for (let n = 0; n < 8; n++) {
+  const answered = () => d.demo.instances.filter((i) => auditIds(i.auditLog).some((id) => ids.includes(id))).length;
+  // Bounded: a busy machine may fail a health check now and then, leaving one server out a while.
+  for (let n = 0; n < 40 && (n < 8 || answered() < 2); n++) {
     const body = meta({ kmsOperation: 'KmsHealthCheck' });
     ids.push(body.requestMetadata.kmsRequestId);
     // A new connection each time: HAProxy balances connections, not requests.
     const r = await client.call('/health', body, { endpoint: d.demo.haproxy!.endpoint, agent: false as never });
     t.equal(r.status, 200, 'GetHealthStatus through haproxy');
     t.equal(r.json.xksProxyFleetSize, 2, 'xksProxyFleetSize is the number of instances configured to serve');
+    if (n >= 8) await sleep(250);
   }
   await sleep(500);
   for (const i of d.demo.instances) t.ok(auditIds(i.auditLog).some((id) => ids.includes(id)), `${i.id} answered some of them`);
