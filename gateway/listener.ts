@@ -6,7 +6,7 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
-import type { Config } from '../appliance/config/schema.js';
+import type { GatewayOptions } from './options.js';
 import { CidrList } from '../xks/cidr-list.js';
 import { connectionContext, connectionOf, trackConnection, type ConnectionInfo } from './connection.js';
 import { readProxyHeader } from './proxy-protocol.js';
@@ -25,7 +25,7 @@ export interface ListenerEvents {
 export interface ApiListener {
   listen(): Promise<{ address: string; port: number }>;
   /** Swap certificate and key without dropping connections. */
-  reloadTls(config: Config): void;
+  reloadTls(config: GatewayOptions): void;
   close(): Promise<void>;
 }
 
@@ -57,7 +57,7 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, inFlight:
   );
 }
 
-export function createApiListener(config: Config, handler: RequestListener, events: ListenerEvents): ApiListener {
+export function createApiListener(config: GatewayOptions, handler: RequestListener, events: ListenerEvents): ApiListener {
   const s = config.server;
   const allow = new CidrList(s.allow);
   const trustedProxies = new CidrList(s.proxyProtocol.trustedProxies);
@@ -208,7 +208,7 @@ export function createApiListener(config: Config, handler: RequestListener, even
           resolve({ address: a.address, port: a.port });
         });
       }),
-    reloadTls(next: Config) {
+    reloadTls(next: GatewayOptions) {
       server.setSecureContext(tlsOptions(next.server.tls));
       clientCas = clientCaCertificates(next.server.tls);
       tlsConfig = next.server.tls;

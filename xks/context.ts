@@ -1,6 +1,7 @@
 // What one XKS request carries through the xks/ layer, and the record it leaves behind for the
 // log, the audit trail and the metrics (one per request, keyed by kmsRequestId).
-import type { Config } from '../appliance/config/schema.js';
+import type { ProxyInfo } from './options.js';
+import type { HsmOptions } from './hsm/options.js';
 import type { HsmCluster } from './hsm/types.js';
 import type { KeyDirectory } from './keys.js';
 import type { KeyStore } from './keystore.js';
@@ -44,6 +45,6 @@ export interface XksRequest {
 export interface XksDeps {
   hsm: HsmCluster;
   keys: KeyDirectory;
-  proxy: Config['proxy'];
-  hsmConfig: Config['hsm'];
+  proxy: ProxyInfo;
+  hsmConfig: HsmOptions;
 }

@@ -2,7 +2,7 @@
 // never subject to it (H5). Store rules, then key rules; the first rule that does not match
 // denies with 403 AccessDeniedException and is named in the log (Z1: "the statement that caused
 // the deny").
-import type { KeyConfig, PolicyConfig } from '../appliance/config/schema.js';
+import type { KeyConfig, PolicyConfig } from './options.js';
 import { CidrList } from './cidr-list.js';
 import { XksError } from './errors.js';
 import type { KeyStore } from './keystore.js';

@@ -1,8 +1,14 @@
-// The one configuration schema of the appliance. Every component takes its settings from the
-// `Config` type inferred here; the loader (load.ts) resolves paths and checks what a schema
+// The one configuration schema of the appliance. The YAML file is validated into `Config` here and
+// its parts are handed down to each layer, which declares the option types it takes (they must fit:
+// see ConfigFitsLayers below). The loader (load.ts) resolves paths and checks what a schema
 // cannot (files, permissions, cross references). Messages name the field and say how to fix it.
 import { z } from 'zod';
 import { validateCidr } from '../../xks/cidr-list.js';
+import { KEY_USAGES, XKS_PATH_SUFFIX, type Credential, type KeyConfig as XksKeyConfig, type KeyStoreConfig as XksKeyStoreConfig, type PolicyConfig as XksPolicyConfig, type ProxyInfo } from '../../xks/options.js';
+import type { HsmNodeOptions, HsmOptions } from '../../xks/hsm/options.js';
+import type { GatewayOptions } from '../../gateway/options.js';
+
+export { KEY_USAGES, XKS_PATH_SUFFIX, type Credential };
 
 const ms = (min: number, max: number) => z.number().int().min(min).max(max);
 // Checked here with the allowlist's own parser, so a bad entry fails config validation (naming
@@ -16,14 +22,12 @@ const cidr = z.string().superRefine((value, ctx) => {
 const uriPathPrefix = z
   .string()
   .regex(/^(\/[A-Za-z0-9_-]+)*$/, 'use "" or segments like "/store1" made of A-Z a-z 0-9 _ - (no trailing slash)')
-  .refine((p) => (p + '/kms/xks/v1').length <= 128, 'the URI path (prefix + /kms/xks/v1) must be at most 128 characters');
+  .refine((p) => (p + XKS_PATH_SUFFIX).length <= 128, 'the URI path (prefix + /kms/xks/v1) must be at most 128 characters');
 
 /** externalKeyId: [A-Za-z0-9._-], 1-128 characters (spec T9). */
 export const externalKeyId = z
   .string()
   .regex(/^[A-Za-z0-9._-]{1,128}$/, 'use 1-128 characters from A-Z a-z 0-9 . _ -');
-
-export const KEY_USAGES = ['ENCRYPT', 'DECRYPT'] as const;
 
 const secretSource = z
   .object(
@@ -235,12 +239,6 @@ export type HsmConfig = Config['hsm'];
 export type FleetInstanceConfig = z.infer<typeof fleetInstance>;
 export type KeyUsage = (typeof KEY_USAGES)[number];
 
-/** One credential set of a key store: SigV4 access key id and raw secret (spec S6, S7). */
-export interface Credential {
-  accessKeyId: string;
-  secretAccessKey: string;
-}
-
 export const credentialsFileSchema = z
   .object({
     credentials: z
@@ -258,4 +256,19 @@ export const credentialsFileSchema = z
   })
   .strict();
 
-export const XKS_PATH_SUFFIX = '/kms/xks/v1';
+/**
+ * Compile-time check: the lower layers declare the options they take (gateway/options.ts,
+ * xks/options.ts, xks/hsm/options.ts); the validated configuration must fit them as it is, so
+ * appliance/ hands its parts down without mapping code. A schema change that breaks a layer's
+ * contract fails the build here.
+ */
+export type ConfigFitsLayers = [
+  Fits<Config, GatewayOptions>,
+  Fits<Config['proxy'], ProxyInfo>,
+  Fits<KeyStoreConfig, XksKeyStoreConfig>,
+  Fits<KeyConfig, XksKeyConfig>,
+  Fits<PolicyConfig, XksPolicyConfig>,
+  Fits<HsmConfig, HsmOptions>,
+  Fits<HsmNodeConfig, HsmNodeOptions>,
+];
+type Fits<T extends U, U> = T;

@@ -1,7 +1,7 @@
-// `xks demo`: the appliance as a new operator first meets it. Provision, start (one instance in
-// this process, or several supervised processes), then publish demo.json (atomically) once the API
-// answers and every HSM node is ACTIVE; keep its pids current; stop cleanly on SIGTERM/SIGINT with
-// exit code 0.
+// `xks demo`: the appliance as a new operator first meets it (docs/demo.md). Provision, start
+// (one instance in this process, or several supervised processes), then publish demo.json
+// (atomically) once the API answers and every HSM node is ACTIVE; keep its pids current; stop
+// cleanly on SIGTERM/SIGINT with exit code 0.
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { startDemoHaproxy, type DemoHaproxy } from './haproxy.js';

@@ -1,4 +1,4 @@
-// The demo contract (shared/demo-contract.md): every field of demo.json, the KMS console file
+// The demo contract (docs/demo.md): every field of demo.json, the KMS console file
 // (S11), the HSM node processes, a clean SIGTERM/SIGINT stop with exit 0 and no process left,
 // and a second start on the same directory that reuses credentials, PKI and key material.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';

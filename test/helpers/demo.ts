@@ -1,5 +1,5 @@
 // Start the appliance the way every acceptance check does: `bin/xks demo` in a child process,
-// ready when DIR/demo.json appears (shared/demo-contract.md).
+// ready when DIR/demo.json appears (docs/demo.md).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
