@@ -115,6 +115,8 @@ export async function startProxyStack(cert: TestCert, opts: StackOptions): Promi
       port,
       tls: { certFile: cert.certFile, keyFile: cert.keyFile, minVersion: 'TLSv1.2' },
       keepAliveTimeoutMs: opts.keepAliveTimeout ?? 30_000,
+      // The test handler authenticates nobody: idle connections live as long as keep-alive allows.
+      unauthenticatedIdleTimeoutMs: opts.keepAliveTimeout ?? 30_000,
       maxHeaderBytes: 16384,
       maxBodyBytes: 65536,
       maxConnections: 1000,
