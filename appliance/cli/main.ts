@@ -11,6 +11,7 @@ import { register as registerDemo } from './demo.js';
 import { register as registerDoctor } from './doctor.js';
 import { register as registerHaproxy } from './haproxy.js';
 import { register as registerInit } from './init.js';
+import { register as registerProbe } from './probe.js';
 import { register as registerServe } from './serve.js';
 import { register as registerStatus } from './status.js';
 
@@ -32,6 +33,7 @@ export async function main(argv: string[]): Promise<void> {
   registerDoctor(program);
   registerHaproxy(program);
   registerAudit(program);
+  registerProbe(program);
   try {
     await program.parseAsync(argv);
   } catch (err) {
