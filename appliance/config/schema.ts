@@ -273,6 +273,8 @@ export const credentialsFileSchema = z
             secretAccessKey: z
               .string()
               .regex(/^[A-Za-z0-9+/=]{43,64}$/, 'the secret must be 43-64 characters of A-Z a-z 0-9 + / = (e.g. openssl rand -base64 32)'),
+            // Optional: when the set was made, for the credential-age metric (else the file's mtime).
+            createdAt: z.string().datetime({ offset: true, message: 'createdAt must be an ISO 8601 time, e.g. 2026-01-31T12:00:00Z' }).optional(),
           })
           .strict(),
       )
