@@ -3,6 +3,7 @@
 // (ServiceError); nothing is left running after a failed start.
 import { certificateState, checkConfiguredCertificate, enforceCertificatePolicy, type CertificateState } from './certs/configured.js';
 import { ConfigError, CredentialError, loadCredentials, type LoadedConfig } from './config/load.js';
+import { statSync } from 'node:fs';
 import type { Config } from './config/schema.js';
 import { claimControlSocket, ControlError, startControlServer } from './control/server.js';
 import { controlSocketPath } from './control/socket-path.js';
@@ -70,6 +71,18 @@ export function buildKeyStores(config: Config): { stores: KeyStore[]; counts: nu
   return { stores: config.keyStores.map((s, i) => buildKeyStore(s, creds[i]!)), counts: creds.map((c) => c.length) };
 }
 
+/** Each credential set's creation time: createdAt when the file says, else the file's last change. */
+function credentialTimes(config: Config): Array<{ store: string; accessKeyId: string; createdAtMs: number }> {
+  return config.keyStores.flatMap((s, i) => {
+    const changed = statSync(s.credentialsFile).mtimeMs;
+    return loadCredentials(s.credentialsFile, `keyStores[${i}].credentialsFile`).map((c) => ({
+      store: s.name,
+      accessKeyId: c.accessKeyId,
+      createdAtMs: c.createdAt ? Date.parse(c.createdAt) : changed,
+    }));
+  });
+}
+
 export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts: { extraRoots?: string[] } = {}): Promise<Appliance> {
   const { config } = loaded;
   const controlSocket = controlSocketPath(loaded.file, config.control?.socket);
@@ -86,6 +99,8 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
   };
   const stores = buildStores();
   const statusSections = new Map<string, () => unknown>();
+  let credentials = credentialTimes(config);
+  metrics.watchCredentials(() => credentials);
   const hsm = createHsmCluster(config.hsm, logger.child({ component: 'hsm' }));
   hsm.onChange((nodes) => metrics.nodes(nodes));
   const closers: Array<() => Promise<void>> = [() => hsm.close()];
@@ -96,6 +111,7 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
     await hsm.start().catch((err: unknown) => {
       throw startFailure(err);
     });
+    metrics.watchHsm(hsm);
     const audit: AuditLog | undefined = config.audit
       ? openAuditLog({
           ...config.audit,
@@ -174,6 +190,7 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
         }
         router.replace(next.map((store) => ({ uriPath: store.uriPath, store })));
         certificate = nextCert;
+        credentials = credentialTimes(config);
         metrics.certificateDaysToExpire.set(daysToExpire);
         logger.info({ daysToExpire, stores: next.length }, 'reloaded certificate, key and credentials');
         recordAdmin({ action: 'reload', ...by, details: { daysToExpire, stores: next.length } });
@@ -228,7 +245,7 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
           agent: agentReply(health()).trim(),
           nodes: hsm.status(),
           certificate,
-          keyStores: keyStoreStatus(config, credentialCounts),
+          keyStores: keyStoreStatus(config, credentialCounts, credentials),
           sections: statusSections,
           audit: audit ? { file: config.audit?.file, head: audit.head() } : undefined,
         }),

@@ -15,6 +15,8 @@ export interface KeyStoreStatus {
   credentials: number;
   /** When the credentials file last changed: the age of the newest credential set at most. */
   credentialsChangedAt: string | undefined;
+  /** Each credential set and when it was made (createdAt in the file, else the file's last change). */
+  credentialAges: Array<{ accessKeyId: string; createdAt: string | undefined }>;
 }
 
 export const iso = (ms: number | undefined): string | undefined => (ms === undefined ? undefined : new Date(ms).toISOString());
@@ -27,7 +29,11 @@ function changedAt(file: string): string | undefined {
   }
 }
 
-export function keyStoreStatus(config: Config, credentialCounts: ReadonlyMap<string, number>): KeyStoreStatus[] {
+export function keyStoreStatus(
+  config: Config,
+  credentialCounts: ReadonlyMap<string, number>,
+  times: ReadonlyArray<{ store: string; accessKeyId: string; createdAtMs: number }> = [],
+): KeyStoreStatus[] {
   return config.keyStores.map((s) => ({
     name: s.name,
     uriPath: `${s.uriPathPrefix}/kms/xks/v1`,
@@ -35,6 +41,7 @@ export function keyStoreStatus(config: Config, credentialCounts: ReadonlyMap<str
     keys: s.keys.length,
     credentials: credentialCounts.get(s.name) ?? 0,
     credentialsChangedAt: changedAt(s.credentialsFile),
+    credentialAges: times.filter((c) => c.store === s.name).map((c) => ({ accessKeyId: c.accessKeyId, createdAt: iso(c.createdAtMs) })),
   }));
 }
 

@@ -35,6 +35,7 @@ export function formatStatus(s: Obj, now = Date.now()): string {
   for (const k of (s.keyStores ?? []) as Obj[]) {
     const changed = k.credentialsChangedAt ? `, file changed ${ago(k.credentialsChangedAt, now)}` : '';
     lines.push(`  ${k.name}  ${k.uriPath}  ${k.enabled ? 'enabled' : 'DISABLED'}  ${k.keys} key(s)  ${k.credentials} credential set(s)${changed}`);
+    for (const c of (k.credentialAges ?? []) as Obj[]) lines.push(`    credential ${c.accessKeyId}  made ${ago(c.createdAt, now)}`);
   }
   // Sections other parts of the appliance add (blocks, ...), shown as they come.
   const known = new Set(['version', 'mode', 'pid', 'configFile', 'startedAt', 'api', 'draining', 'health', 'agent', 'nodes', 'certificate', 'keyStores']);
