@@ -181,7 +181,7 @@ async function failover(d: RunningDemo, signal: 'SIGKILL' | 'SIGSTOP') {
 }
 
 async function main(): Promise<void> {
-  const d = await startDemo(['--nodes', '2'], PROFILE_DIR ? { nodeOptions: `--cpu-prof --cpu-prof-dir=${PROFILE_DIR}` } : {});
+  const d = await startDemo(['--nodes', '2'], PROFILE_DIR ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] } : {});
   const { server: bareServer, child: bareChild } = await startBare(d);
   try {
     // Warm-up: TLS sessions, JIT, HSM session pools.

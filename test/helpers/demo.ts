@@ -52,8 +52,8 @@ export interface RunningDemo {
  * `bin/xks ARGS` as a user runs it. tap wraps child_process to put its coverage loaders into
  * NODE_OPTIONS, which breaks an extensionless ES module entry; `env -u` drops them at exec time.
  */
-export function xksCommand(args: string[], nodeOptions?: string): [string, string[]] {
-  return ['env', ['-u', 'NODE_OPTIONS', ...(nodeOptions ? [`NODE_OPTIONS=${nodeOptions}`] : []), XKS_BIN, ...args]];
+export function xksCommand(args: string[], nodeArgs: string[] = []): [string, string[]] {
+  return ['env', ['-u', 'NODE_OPTIONS', ...(nodeArgs.length ? [process.execPath, ...nodeArgs] : []), XKS_BIN, ...args]];
 }
 
 function portFree(port: number): Promise<boolean> {
@@ -75,13 +75,13 @@ export async function freePorts(span: number): Promise<number> {
   throw new Error('no free ports');
 }
 
-export async function startDemo(args: string[] | ((port: number) => string[]) = [], opts: { dir?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv; /** e.g. --cpu-prof, for the appliance and its HSM node processes. */ nodeOptions?: string } = {}): Promise<RunningDemo> {
+export async function startDemo(args: string[] | ((port: number) => string[]) = [], opts: { dir?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv; /** Node flags such as --cpu-prof (which HSM node processes inherit). */ nodeArgs?: string[] } = {}): Promise<RunningDemo> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'xks-demo-'));
   const port = await freePorts(8);
   rmSync(join(dir, 'demo.json'), { force: true }); // a previous run's is not this run's readiness
   let out = '';
   const extra = typeof args === 'function' ? args(port) : args;
-  const proc = spawn(...xksCommand(['demo', '--dir', dir, '--port', String(port), ...extra], opts.nodeOptions), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+  const proc = spawn(...xksCommand(['demo', '--dir', dir, '--port', String(port), ...extra], opts.nodeArgs), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const file = join(dir, 'demo.json');

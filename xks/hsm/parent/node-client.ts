@@ -152,7 +152,8 @@ export class NodeClient extends EventEmitter {
       child = fork(compiledEntry('xks/hsm/child/node-main.js'), [], {
         serialization: 'advanced',
         // Not the parent's loader flags (tap's TypeScript hooks): the entry is compiled JavaScript.
-        execArgv: [],
+        // Profiling flags do carry over, so one `node --cpu-prof` profiles every process.
+        execArgv: process.execArgv.filter((a) => a.startsWith('--cpu-prof')),
         env,
         // Vendor libraries may print to stdout; our stdout is the JSON log.
         stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
