@@ -25,7 +25,7 @@ export function runUntilSignalled(app: Appliance, logger: Logger, beforeClose: (
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGHUP', () => {
     try {
-      app.reload();
+      app.reload({ operator: 'signal:SIGHUP' });
     } catch (err) {
       logger.error({ err: (err as Error).message }, 'reload refused; the running certificate and credentials stay');
     }

@@ -11,7 +11,8 @@ import { createApiListener, type ApiListener } from '../gateway/listener.js';
 import { agentReply, healthCheckBody, startAgentCheck, startHealthHttp, startMetricsHttp, type InstanceHealth, type SideServer } from '../gateway/health.js';
 import { createPipeline } from '../gateway/pipeline.js';
 import { Router } from '../gateway/router.js';
-import { openAuditLog, type AuditLog } from '../xks/audit.js';
+import type { AdminAction } from '../xks/audit/entry.js';
+import { openAuditLog, type AuditLog } from '../xks/audit/log.js';
 import { canServe } from '../xks/api/health.js';
 import { createHsmCluster } from '../xks/hsm/parent/cluster.js';
 import type { HsmCluster } from '../xks/hsm/types.js';
@@ -19,15 +20,23 @@ import { KeyDirectory } from '../xks/keys.js';
 import { buildKeyStore, type KeyStore } from '../xks/keystore.js';
 import { Metrics } from '../xks/metrics.js';
 
+/** Who asked for an administrative action, and why (the audit trail's operator and reason). */
+export interface Operator {
+  operator: string;
+  reason?: string | undefined;
+}
+
 export interface Appliance {
   readonly config: Config;
   readonly hsm: HsmCluster;
   readonly metrics: Metrics;
   readonly api: { address: string; port: number };
   health(): InstanceHealth;
-  setDraining(draining: boolean): void;
-  /** Re-read the certificate chain, key and credential files; live connections stay up. */
-  reload(): { daysToExpire: number; stores: number };
+  setDraining(draining: boolean, by?: Operator): void;
+  /** Re-read the certificate chain, key and credential files, reopen the audit file; live connections stay up. */
+  reload(by?: Operator): { daysToExpire: number; stores: number };
+  /** Record an administrative action in the audit trail (no-op without one); throws when it cannot be written. */
+  audit(action: AdminAction): void;
   close(): Promise<void>;
 }
 
@@ -68,11 +77,21 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
   };
   try {
     await hsm.start();
-    const audit: AuditLog | undefined = config.audit ? openAuditLog(config.audit.file) : undefined;
+    const audit: AuditLog | undefined = config.audit
+      ? openAuditLog({
+          ...config.audit,
+          onWriteError(err) {
+            metrics.auditWriteErrors.inc();
+            logger.error({ err: (err as NodeJS.ErrnoException).code ?? err.message, file: config.audit?.file }, 'audit write failed: the requests of this write were answered 500');
+          },
+        })
+      : undefined;
     if (audit) closers.push(() => audit.close());
+    const recordAdmin = (action: AdminAction) => audit?.admin(action);
 
     let draining = false;
-    const setDraining = (d: boolean) => {
+    const setDraining = (d: boolean, by: Operator = { operator: 'unknown' }) => {
+      recordAdmin({ action: d ? 'drain' : 'undrain', ...by });
       draining = d;
       logger.info({ draining: d }, d ? 'draining: load balancers are told to stop sending traffic' : 'drain ended');
     };
@@ -89,13 +108,14 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
       requestBudgetMs: config.hsm.requestBudgetMs,
       regions: undefined,
       healthCheck: () => healthCheckBody(health()),
-      onFinish(record) {
+      onFinish(record, release) {
         metrics.request(record);
         // Load balancers ask every second or two: their checks are counted, not logged or audited.
-        if (record.operation === 'health-check') return;
-        audit?.write(record);
+        if (record.operation === 'health-check') return release(true);
         if (record.status === 200) requestLog.info(record, 'request');
         else requestLog.warn(record, 'request');
+        if (audit) audit.request(record, release);
+        else release(true);
       },
     });
     const listener: ApiListener = createApiListener(config, pipeline, {
@@ -109,18 +129,26 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
     });
     closers.push(() => listener.close());
     // Checked first, swapped only when good: a bad new certificate never replaces a working one.
-    const reload = () => {
-      const daysToExpire = checkCertificate(config, logger, opts.extraRoots);
-      const next = buildKeyStores(config);
+    const reload = (by: Operator = { operator: 'unknown' }) => {
+      // logrotate's create + postrotate: the audit file is reopened even when the rest is refused.
+      audit?.reopen();
       try {
-        listener.reloadTls(config);
+        const daysToExpire = checkCertificate(config, logger, opts.extraRoots);
+        const next = buildKeyStores(config);
+        try {
+          listener.reloadTls(config);
+        } catch (err) {
+          throw new ConfigError(`server.tls: the new certificate and key cannot be loaded (${(err as Error).message}); the running ones stay`);
+        }
+        router.replace(next.map((store) => ({ uriPath: store.uriPath, store })));
+        metrics.certificateDaysToExpire.set(daysToExpire);
+        logger.info({ daysToExpire, stores: next.length }, 'reloaded certificate, key and credentials');
+        recordAdmin({ action: 'reload', ...by, details: { daysToExpire, stores: next.length } });
+        return { daysToExpire, stores: next.length };
       } catch (err) {
-        throw new ConfigError(`server.tls: the new certificate and key cannot be loaded (${(err as Error).message}); the running ones stay`);
+        recordAdmin({ action: 'reload', ...by, outcome: 'failure', details: { error: (err as Error).message } });
+        throw err;
       }
-      router.replace(next.map((store) => ({ uriPath: store.uriPath, store })));
-      metrics.certificateDaysToExpire.set(daysToExpire);
-      logger.info({ daysToExpire, stores: next.length }, 'reloaded certificate, key and credentials');
-      return { daysToExpire, stores: next.length };
     };
     // Expiry is a total outage: say so every day from the warning window on.
     const expiryWatch = setInterval(() => {
@@ -150,9 +178,10 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
     if (httpPort) await sideListen('health.httpPort', httpPort, () => startHealthHttp(config.server.host, httpPort, config.health.path, health));
     if (agentPort) await sideListen('health.agentPort', agentPort, () => startAgentCheck(config.server.host, agentPort, health));
     const control = await startControlServer(controlSocketPath(loaded.file), {
-      status: () => ({ api, draining, health: health(), agent: agentReply(health()).trim(), nodes: hsm.status() }),
+      status: () => ({ api, draining, health: health(), agent: agentReply(health()).trim(), nodes: hsm.status(), audit: audit ? { file: config.audit?.file, head: audit.head() } : undefined }),
       setDraining,
       reload,
+      audit: recordAdmin,
       injectFault: (node, fault) => {
         logger.warn({ node, fault }, 'fault injected');
         return hsm.injectFault(node, fault);
@@ -168,6 +197,7 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
       health,
       setDraining,
       reload,
+      audit: recordAdmin,
       close: closeAll,
     };
   } catch (err) {

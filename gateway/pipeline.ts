@@ -21,24 +21,37 @@ export interface PipelineOptions {
   regions: readonly string[] | undefined;
   /** The load balancer's check: 200 only when this instance can serve. */
   healthCheck(): { ok: boolean; body: object };
-  /** One call per request, after the reply: log, audit, metrics. */
-  onFinish(record: RequestRecord): void;
+  /**
+   * One call per request, with its reply held back: log, audit, metrics. `release(true)` sends
+   * the reply once its record is safe (no answer without its record); `release(false)` answers
+   * 500 InternalException instead, for a record that could not be kept.
+   */
+  onFinish(record: RequestRecord, release: (recorded: boolean) => void): void;
+}
+
+/** A reply decided but not sent yet. */
+interface Reply {
+  status: number;
+  body: string;
+  headers?: Record<string, string> | undefined;
 }
 
 const JSON_HEADERS = { 'content-type': 'application/json' };
 
-function send(res: ServerResponse, status: number, body: string, extra?: Record<string, string>): void {
+function send(res: ServerResponse, { status, body, headers }: Reply): void {
   if (res.headersSent) return;
-  res.writeHead(status, { ...JSON_HEADERS, 'content-length': Buffer.byteLength(body), ...extra });
+  res.writeHead(status, { ...JSON_HEADERS, 'content-length': Buffer.byteLength(body), ...headers });
   res.end(body);
 }
 
-function sendError(res: ServerResponse, err: XksError, record: RequestRecord, extra?: Record<string, string>): void {
+function errorReply(err: XksError, record: RequestRecord, headers?: Record<string, string>): Reply {
   record.status = err.status;
   record.errorName = err.errorName;
   if (err.detail) record.detail = err.detail;
-  send(res, err.status, errorBody(err.errorName, err.message), extra);
+  return { status: err.status, body: errorBody(err.errorName, err.message), headers };
 }
+
+const UNRECORDED: Reply = { status: 500, body: errorBody('InternalException', 'Internal error') };
 
 /** Read the raw body (SigV4 hashes the exact bytes) up to the limit; null when over it. */
 function readBody(req: IncomingMessage, max: number): Promise<Buffer | null> {
@@ -65,17 +78,17 @@ function readBody(req: IncomingMessage, max: number): Promise<Buffer | null> {
 export function createPipeline(opts: PipelineOptions): RequestListener {
   const { router, deps } = opts;
 
-  async function serveXks(req: IncomingMessage, res: ServerResponse, route: Extract<Route<KeyStore>, { kind: 'xks' }>, record: RequestRecord, start: number, conn: ConnectionInfo | undefined) {
+  async function serveXks(req: IncomingMessage, route: Extract<Route<KeyStore>, { kind: 'xks' }>, record: RequestRecord, start: number, conn: ConnectionInfo | undefined): Promise<Reply> {
     record.store = route.store.name;
     record.operation = route.operation;
     if (route.keyId) record.keyId = route.keyId;
     if (req.method !== 'POST') {
-      return sendError(res, new XksError('MethodNotAllowed', 'Only POST is allowed on XKS API paths'), record, { allow: 'POST' });
+      return errorReply(new XksError('MethodNotAllowed', 'Only POST is allowed on XKS API paths'), record, { allow: 'POST' });
     }
     const body = await readBody(req, opts.maxBodyBytes);
     if (body === null) {
       // T13: above the cap is still a spec answer. The rest of the body is unread: close.
-      return sendError(res, new XksError('UnsupportedOperationException', `Request body above ${opts.maxBodyBytes} bytes is not supported`), record, { connection: 'close' });
+      return errorReply(new XksError('UnsupportedOperationException', `Request body above ${opts.maxBodyBytes} bytes is not supported`), record, { connection: 'close' });
     }
     const auth = verifySigV4(
       { method: req.method, path: req.url ?? '/', headers: req.headers, rawHeaders: req.rawHeaders, body },
@@ -98,7 +111,7 @@ export function createPipeline(opts: PipelineOptions): RequestListener {
       deps,
     );
     record.status = 200;
-    send(res, 200, JSON.stringify(result));
+    return { status: 200, body: JSON.stringify(result) };
   }
 
   return (req, res) => {
@@ -114,28 +127,25 @@ export function createPipeline(opts: PipelineOptions): RequestListener {
       if (conn.sourcePort !== undefined) record.sourcePort = conn.sourcePort;
     }
     if (conn?.vpceId) record.sourceVpce = conn.vpceId;
-    const finish = () => {
+    const finish = (reply: Reply) => {
       record.latencyMs = Math.round((performance.now() - start) * 100) / 100;
-      opts.onFinish(record);
+      opts.onFinish(record, (recorded) => send(res, recorded ? reply : UNRECORDED));
     };
     const route = router.match(req.url ?? '/');
     if (route.kind === 'health-check') {
       record.operation = 'health-check';
       if (req.method !== 'GET' && req.method !== 'HEAD') {
-        sendError(res, new XksError('MethodNotAllowed', 'Use GET for the health check'), record, { allow: 'GET, HEAD' });
-      } else {
-        const { ok, body } = opts.healthCheck();
-        record.status = ok ? 200 : 503;
-        send(res, record.status, JSON.stringify(body));
+        return finish(errorReply(new XksError('MethodNotAllowed', 'Use GET for the health check'), record, { allow: 'GET, HEAD' }));
       }
-      return finish();
+      const { ok, body } = opts.healthCheck();
+      record.status = ok ? 200 : 503;
+      return finish({ status: record.status, body: JSON.stringify(body) });
     }
     if (route.kind === 'not-found') {
-      sendError(res, new XksError('InvalidUriPathException', 'The URI path is not valid'), record);
-      return finish();
+      return finish(errorReply(new XksError('InvalidUriPathException', 'The URI path is not valid'), record));
     }
-    serveXks(req, res, route, record, start, conn)
-      .catch((err: unknown) => sendError(res, toXksError(err), record))
-      .finally(finish);
+    serveXks(req, route, record, start, conn)
+      .catch((err: unknown) => errorReply(toXksError(err), record))
+      .then(finish);
   };
 }

@@ -13,6 +13,8 @@ export interface RequestRecord {
   operation?: Operation | 'health-check';
   keyId?: string;
   principal?: string;
+  kmsKeyArn?: string;
+  kmsViaService?: string;
   sourceVpce?: string;
   /** The client: the TCP peer, or the source a trusted PROXY header names. */
   source?: string;

@@ -39,6 +39,12 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly auditWriteErrors = new Counter({
+    name: 'xks_proxy_audit_write_errors_total',
+    help: 'Audit writes that failed (their requests were answered 500 InternalException)',
+    registers: [this.registry],
+  });
+
   readonly certificateDaysToExpire = new Gauge({
     name: 'xks_proxy_certificate_days_to_expire',
     help: 'Days until the server certificate chain expires (KMS cannot connect after that)',

@@ -94,7 +94,7 @@ function resolvePaths(config: Config, dir: string): Config {
         ...(tls.clientAuth ? { clientAuth: { ...tls.clientAuth, caFile: abs(tls.clientAuth.caFile) } } : {}),
       },
     },
-    ...(config.audit ? { audit: { file: abs(config.audit.file) } } : {}),
+    ...(config.audit ? { audit: { ...config.audit, file: abs(config.audit.file) } } : {}),
     hsm: {
       ...config.hsm,
       nodes: config.hsm.nodes.map((n) => ({ ...n, pin: n.pin.file ? { file: abs(n.pin.file) } : n.pin })),

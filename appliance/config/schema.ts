@@ -181,7 +181,14 @@ export const configSchema = z
       .object({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info') })
       .strict()
       .default({ level: 'info' }),
-    audit: z.object({ file: z.string().min(1) }).strict().optional(),
+    audit: z
+      .object({
+        file: z.string().min(1),
+        // Size-based rotation by the service itself (FILE -> FILE.<UTC time>); unset: use logrotate.
+        maxBytes: z.number().int().min(65_536, 'audit.maxBytes: at least 65536 (64 KiB)').optional(),
+      })
+      .strict()
+      .optional(),
     hsm: z
       .object({
         vendor: z.string().min(1).default('PKCS#11'),

@@ -5,13 +5,17 @@
 import { chmodSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { dirname, join } from 'node:path';
+import type { AdminAction, AdminActionName } from '../../xks/audit/entry.js';
 import type { Fault } from '../../xks/hsm/types.js';
+import type { Operator } from '../service.js';
 
 export interface ControlTarget {
   status(): object;
-  reload(): object;
-  setDraining(draining: boolean): void;
+  reload(by: Operator): object;
+  setDraining(draining: boolean, by: Operator): void;
   injectFault(nodeId: string, fault: Fault): Promise<void>;
+  /** An administrative record for an action done outside the service (e.g. xks kms-config). */
+  audit(action: AdminAction): void;
 }
 
 type Handler = (body: Record<string, unknown>, target: ControlTarget) => Promise<object> | object;
@@ -32,11 +36,29 @@ function parseFault(body: Record<string, unknown>): Fault {
   return { kind } as Fault;
 }
 
+/** The operator and reason the CLI sends along (--operator, --reason) for the audit trail. */
+export function operatorOf(body: Record<string, unknown>): Operator {
+  const text = (v: unknown, max: number) => (typeof v === 'string' ? v.replace(/[^\x20-\x7e]/g, '?').slice(0, max) : undefined);
+  return { operator: text(body['operator'], 128) || 'unknown', reason: text(body['reason'], 1024) };
+}
+
+/** Actions that happen outside the service and are only reported to it. */
+const REPORTED: ReadonlySet<AdminActionName> = new Set<AdminActionName>(['kms-config-export']);
+
+function reportedAction(body: Record<string, unknown>): AdminAction {
+  const action = body['action'] as AdminActionName;
+  if (!REPORTED.has(action)) throw new ControlError(`action must be one of ${[...REPORTED].join(', ')}`);
+  const raw = typeof body['details'] === 'object' && body['details'] !== null ? (body['details'] as Record<string, unknown>) : {};
+  const details = Object.fromEntries(Object.entries(raw).filter((e): e is [string, string | number | boolean] => ['string', 'number', 'boolean'].includes(typeof e[1])));
+  return { action, ...operatorOf(body), details };
+}
+
 const ROUTES: Record<string, Handler> = {
   '/status': (_b, t) => t.status(),
-  '/drain': (_b, t) => (t.setDraining(true), t.status()),
-  '/undrain': (_b, t) => (t.setDraining(false), t.status()),
-  '/reload': (_b, t) => t.reload(),
+  '/drain': (b, t) => (t.setDraining(true, operatorOf(b)), t.status()),
+  '/undrain': (b, t) => (t.setDraining(false, operatorOf(b)), t.status()),
+  '/reload': (b, t) => t.reload(operatorOf(b)),
+  '/audit': (b, t) => (t.audit(reportedAction(b)), { recorded: true }),
   '/fault': async (b, t) => {
     if (typeof b['node'] !== 'string') throw new ControlError('node is required');
     await t.injectFault(b['node'], parseFault(b));

@@ -1,5 +1,5 @@
 // Conformance §3 (error bodies, X1-X4) and §5 logging (L1, L2) against the demo: every error is
-// spec JSON with no internals; no plaintext or secret reaches stdout or the audit log; the audit
+// spec JSON with no internals; no plaintext, ciphertext, AAD or secret reaches stdout or the audit log; the audit
 // log has one JSON line per request, keyed by kmsRequestId. The last test stops the demo (the
 // audit log is flushed on a clean stop) and asserts it exits 0 on SIGTERM.
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -76,7 +76,8 @@ t.test('X2: error messages echo neither secrets nor request values', async (t) =
 
 t.test('L1/L2: no plaintext or secret in stdout or the audit log; one audit line per request, keyed by kmsRequestId', async (t) => {
   const plaintext = `L2-PLAINTEXT-${randomBytes(12).toString('hex')}`;
-  const aad = b64('L2 aad');
+  const aadText = `L2-AAD-${randomBytes(12).toString('hex')}`;
+  const aad = b64(aadText);
   const ids = { encrypt: randomUUID(), decrypt: randomUUID(), metadata: randomUUID(), health: randomUUID(), failed: randomUUID() };
   const enc = await call(`/keys/${KEY}/encrypt`, encryptBody(plaintext, { ...meta({ kmsRequestId: ids.encrypt }), additionalAuthenticatedData: aad, ciphertextDataIntegrityValueAlgorithm: 'SHA_256' }));
   t.equal(enc.status, 200, 'encrypt');
@@ -101,6 +102,9 @@ t.test('L1/L2: no plaintext or secret in stdout or the audit log; one audit line
     'secret 2': d.demo.secondCredential.secretAccessKey,
     'user PIN': readFileSync(join(d.dir, 'secrets', 'user.pin'), 'utf8').trim(),
     'SO PIN': readFileSync(join(d.dir, 'secrets', 'so.pin'), 'utf8').trim(),
+    ciphertext: String(enc.json?.ciphertext),
+    AAD: aadText,
+    'AAD base64': aad,
   };
   for (const [label, key] of loadKeyMaterial(d.dir)) {
     forbidden[`key material ${label} (base64)`] = key.toString('base64');
@@ -114,8 +118,9 @@ t.test('L1/L2: no plaintext or secret in stdout or the audit log; one audit line
   }
 
   const lines = audit.split('\n').filter((l) => l !== '');
-  const records = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
-  t.ok(records.every((r) => typeof r === 'object' && r !== null && typeof r['status'] === 'number'), 'every line is a JSON record with a status');
+  // Besides the requests, the trail holds its own chain records (start, reopen, ...).
+  const records = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((r) => r['type'] === 'request');
+  t.ok(records.every((r) => typeof r['status'] === 'number' && typeof r['seq'] === 'number'), 'every request line is a chained JSON record with a status');
   t.equal(records.length, requests, `one line per request (${requests} sent)`);
   for (const [what, id] of Object.entries(ids)) {
     const mine = records.filter((r) => r['kmsRequestId'] === id);

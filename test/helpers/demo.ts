@@ -105,7 +105,8 @@ export async function startDemo(args: string[] | ((port: number) => string[]) = 
     reload,
     stop: () =>
       new Promise((res) => {
-        if (proc.exitCode !== null) return res(proc.exitCode);
+        // Already gone (exited, or killed by a signal: then exitCode stays null).
+        if (proc.exitCode !== null || proc.signalCode !== null) return res(proc.exitCode);
         const t = setTimeout(() => proc.kill('SIGKILL'), 10_000);
         proc.once('exit', (code) => {
           clearTimeout(t);
