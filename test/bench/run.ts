@@ -88,6 +88,14 @@ interface FixedFigures {
   max: number;
   /** Over the whole run, warm-up included. */
   failed: number;
+  why: string;
+}
+
+/** The failures by kind, e.g. "ThrottlingException x3, client timeout x1". */
+function whyFailed(samples: Sample[]): string {
+  const counts = new Map<string, number>();
+  for (const s of samples) if (s.status !== 200) counts.set(s.errorName ?? String(s.status), (counts.get(s.errorName ?? String(s.status)) ?? 0) + 1);
+  return [...counts].map(([k, n]) => `${k} x${n}`).join(', ');
 }
 
 /**
@@ -126,6 +134,7 @@ async function fixedRate(d: RunningDemo, server: Server): Promise<FixedFigures> 
     max: round(ms[ms.length - 1] ?? NaN),
     // Warm-up included: no request may fail at this rate.
     failed: report.failed,
+    why: whyFailed(report.samples),
   };
 }
 

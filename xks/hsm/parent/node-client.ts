@@ -7,7 +7,8 @@ import type { Logger } from 'pino';
 import type { HsmNodeConfig } from '../../../appliance/config/schema.js';
 import { LogLimiter } from './log-limiter.js';
 import { compiledEntry } from '../package-root.js';
-import type { CallRequest, ChildMessage, InitMessage, NodeCall, OpName, OpResults, WireErrorClass } from '../protocol.js';
+import type { CallReply, ChildMessage, InitMessage, NodeCall, OpName, OpResults, WireErrorClass } from '../protocol.js';
+import { decodeReplies, encodeCall, FrameBatch, isFrames } from '../wire.js';
 
 export type CallFailure = WireErrorClass | 'timeout' | 'down';
 
@@ -63,6 +64,11 @@ export class NodeClient extends EventEmitter {
   private restartTimer: NodeJS.Timeout | undefined;
   private firstStart: { resolve: () => void; reject: (err: Error) => void } | undefined;
   private readonly limiter = new LogLimiter();
+  /** Calls of this event-loop turn, for the current process. */
+  private readonly outbox = new FrameBatch((msg) => {
+    // A send that fails means the channel is closing: the exit handler rejects the calls.
+    if (this.child?.connected) this.child.send(msg);
+  });
   private readonly opts: Required<Omit<NodeClientOptions, 'logger'>> & { logger: Logger | undefined };
 
   constructor(
@@ -108,8 +114,7 @@ export class NodeClient extends EventEmitter {
   }
 
   call<K extends OpName>(call: Extract<NodeCall, { op: K }>, timeoutMs: number): Promise<OpResults[K]> {
-    const child = this.child;
-    if (this.state !== 'ready' || !child?.connected) {
+    if (this.state !== 'ready' || !this.child?.connected) {
       return Promise.reject(new NodeCallError('down', `HSM node ${this.id} is not running`));
     }
     const id = this.nextId++;
@@ -118,9 +123,7 @@ export class NodeClient extends EventEmitter {
       // waiting in the channel, and the node should not be blamed for our lateness.
       const timer = setTimeout(() => setImmediate(() => this.onTimeout(id)), timeoutMs);
       this.pending.set(id, { resolve: resolve as (v: never) => void, reject, timer });
-      const req: CallRequest = { t: 'req', id, expiresAt: Date.now() + timeoutMs, call };
-      // A send that fails means the channel is closing: the exit handler rejects the call.
-      child.send(req);
+      this.outbox.push(encodeCall({ t: 'req', id, expiresAt: Date.now() + timeoutMs, call }));
     });
   }
 
@@ -173,7 +176,11 @@ export class NodeClient extends EventEmitter {
       stderrTail = (stderrTail + chunk.toString('utf8')).slice(-2048);
     });
     const startTimer = setTimeout(() => this.kill(`not ready within ${this.opts.startTimeoutMs} ms`), this.opts.startTimeoutMs);
-    child.on('message', (msg: ChildMessage) => this.onMessage(child, msg, startTimer));
+    child.on('message', (msg: ChildMessage | Uint8Array) => {
+      if (child !== this.child) return;
+      if (isFrames(msg)) for (const reply of decodeReplies(msg)) this.onReply(reply);
+      else this.onMessage(child, msg, startTimer);
+    });
     child.on('error', (err) => {
       this.opts.logger?.debug({ node: this.id, err: err.message }, 'HSM node process error');
       // A process that never started may not emit 'exit'.
@@ -187,20 +194,19 @@ export class NodeClient extends EventEmitter {
     child.send(init);
   }
 
+  private onReply(msg: CallReply): void {
+    const p = this.pending.get(msg.id);
+    // A late answer (its call timed out already) is still a missed deadline.
+    if (!p) return;
+    this.misses = 0;
+    this.lastAnswerAt = Date.now();
+    this.pending.delete(msg.id);
+    clearTimeout(p.timer);
+    if (msg.ok) p.resolve(msg.value as never);
+    else p.reject(new NodeCallError(msg.error.cls, msg.error.message, msg.error.ckr));
+  }
+
   private onMessage(child: ChildProcess, msg: ChildMessage, startTimer: NodeJS.Timeout): void {
-    if (child !== this.child) return;
-    if (msg.t === 'res') {
-      const p = this.pending.get(msg.id);
-      // A late answer (its call timed out already) is still a missed deadline.
-      if (!p) return;
-      this.misses = 0;
-      this.lastAnswerAt = Date.now();
-      this.pending.delete(msg.id);
-      clearTimeout(p.timer);
-      if (msg.ok) p.resolve(msg.value as never);
-      else p.reject(new NodeCallError(msg.error.cls, msg.error.message, msg.error.ckr));
-      return;
-    }
     if (msg.t === 'ready') {
       clearTimeout(startTimer);
       if (this.state === 'closed') return;
@@ -236,6 +242,7 @@ export class NodeClient extends EventEmitter {
   private onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null, stderrTail: string): void {
     if (child !== this.child) return;
     this.child = undefined;
+    this.outbox.clear();
     const wasReady = this.state === 'ready';
     for (const [id, p] of this.pending) {
       clearTimeout(p.timer);
