@@ -1,7 +1,7 @@
 // Route a request path to a key store and an XKS operation (spec T6-T11). Routing comes before
 // authentication: credentials are per prefix, so an unknown prefix cannot be authenticated and
 // gets 404 InvalidUriPathException.
-import { XKS_PATH_SUFFIX } from '../appliance/config/schema.js';
+import { XKS_PATH_SUFFIX } from '../xks/options.js';
 import type { Operation } from '../xks/validate.js';
 
 export type Route<S> =

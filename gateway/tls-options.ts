@@ -3,7 +3,7 @@
 import { X509Certificate, constants, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { TlsOptions, TLSSocket } from 'node:tls';
-import type { Config } from '../appliance/config/schema.js';
+import type { GatewayOptions, ServerTlsOptions } from './options.js';
 import { pemCertificates } from './x509.js';
 
 /** TLS 1.3 suites first, then TLS 1.2 ECDHE AEAD suites (NLB HTTPS health checks use TLS 1.2). */
@@ -19,7 +19,7 @@ export const CIPHERS = [
   'ECDHE-RSA-AES128-GCM-SHA256',
 ].join(':');
 
-export function tlsOptions(tls: Config['server']['tls']): TlsOptions {
+export function tlsOptions(tls: ServerTlsOptions): TlsOptions {
   const options: TlsOptions = {
     cert: readFileSync(tls.certFile),
     key: readFileSync(tls.keyFile),
@@ -45,16 +45,19 @@ export function tlsOptions(tls: Config['server']['tls']): TlsOptions {
 }
 
 /** The trust anchors for the client-certificate gate: every certificate in the client CA file. */
-export function clientCaCertificates(tls: Config['server']['tls']): X509Certificate[] {
+export function clientCaCertificates(tls: ServerTlsOptions): X509Certificate[] {
   if (!tls.clientAuth) return [];
   return pemCertificates(readFileSync(tls.clientAuth.caFile, 'utf8')).map((pem) => new X509Certificate(pem));
 }
 
 /** KMS presents CN=cks.kms.<region>.amazonaws.com (S9); the operator may configure others. */
-export function allowedClientSubjects(config: Config): ReadonlySet<string> {
+export function allowedClientSubjects(config: GatewayOptions): ReadonlySet<string> {
   const auth = config.server.tls.clientAuth;
   if (!auth) return new Set();
-  return new Set(auth.subjects ?? config.proxy.regions.map((r) => `cks.kms.${r}.amazonaws.com`));
+  const subjects = new Set(auth.subjects ?? config.proxy.regions.map((r) => `cks.kms.${r}.amazonaws.com`));
+  // An empty list would let any certificate of the client CA through: refuse to start instead.
+  if (subjects.size === 0) throw new Error('server.tls.clientAuth: no allowed client subject (set clientAuth.subjects, or proxy.regions for the KMS subjects)');
+  return subjects;
 }
 
 /** The handshake verified the chain; the subject must also be one we were told to accept. */

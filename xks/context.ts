@@ -1,6 +1,7 @@
 // What one XKS request carries through the xks/ layer, and the record it leaves behind for the
 // log, the audit trail and the metrics (one per request, keyed by kmsRequestId).
-import type { Config } from '../appliance/config/schema.js';
+import type { ProxyInfo } from './options.js';
+import type { HsmOptions } from './hsm/options.js';
 import type { HsmCluster } from './hsm/types.js';
 import type { KeyDirectory } from './keys.js';
 import type { KeyStore } from './keystore.js';
@@ -27,6 +28,9 @@ export interface RequestRecord {
   detail?: string;
   policyRule?: string;
   latencyMs?: number;
+  /** A summary record: this many more like it (unauthenticated, same source and status) were
+   *  not written one by one in the last interval. */
+  suppressed?: number;
 }
 
 export interface XksRequest {
@@ -44,6 +48,6 @@ export interface XksRequest {
 export interface XksDeps {
   hsm: HsmCluster;
   keys: KeyDirectory;
-  proxy: Config['proxy'];
-  hsmConfig: Config['hsm'];
+  proxy: ProxyInfo;
+  hsmConfig: HsmOptions;
 }

@@ -1,5 +1,6 @@
 // The spec's error catalog («Error codes»): one place that maps an errorName to its HTTP status.
 // Every non-200 reply the service sends, from the TLS layer up, is built from this table.
+import { HsmError } from './hsm/errors.js';
 
 export const ERRORS = {
   ValidationException: 400,
@@ -52,9 +53,13 @@ export function errorBody(name: ErrorName, message: string): string {
   return JSON.stringify({ errorName: name, errorMessage: sanitizeMessage(message) });
 }
 
-/** Anything thrown that is not an XksError is an internal failure; its text stays in our log. */
+/**
+ * The reply for anything thrown: an XksError as it is, the HSM cluster's HsmError under its own
+ * errorName; anything else is an internal failure whose text stays in our log.
+ */
 export function toXksError(err: unknown): XksError {
   if (err instanceof XksError) return err;
+  if (err instanceof HsmError) return new XksError(err.errorName, err.message, err.detail);
   const detail = err instanceof Error ? err.message : String(err);
   return new XksError('InternalException', 'Internal error', detail);
 }

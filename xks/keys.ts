@@ -1,7 +1,7 @@
 // Resolve an externalKeyId to its configuration and token attributes, and check key usage.
 // Token attributes are cached briefly: they change only when an operator changes the token, and
 // asking the HSM on every call would double the HSM round trips on the hot path.
-import type { KeyConfig, KeyUsage } from '../appliance/config/schema.js';
+import type { KeyConfig, KeyUsage } from './options.js';
 import { XksError } from './errors.js';
 import type { HsmCluster, KeyInfo } from './hsm/types.js';
 import type { KeyStore } from './keystore.js';

@@ -1,7 +1,6 @@
 // A key store at run time: its configuration, current credential sets and key table. Rebuilt as a
 // whole on reload, so a request always sees one consistent version.
-import type { Credential, KeyConfig, KeyStoreConfig } from '../appliance/config/schema.js';
-import { XKS_PATH_SUFFIX } from '../appliance/config/schema.js';
+import { XKS_PATH_SUFFIX, type Credential, type KeyConfig, type KeyStoreConfig } from './options.js';
 import { TokenBucket } from './quota.js';
 
 export interface KeyStore {

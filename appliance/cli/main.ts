@@ -2,10 +2,12 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config/load.js';
 import { CliError } from './errors.js';
+import { register as registerAudit } from './audit.js';
 import { register as registerConfigTools } from './config-tools.js';
 import { register as registerControl } from './control.js';
 import { register as registerDemo } from './demo.js';
 import { register as registerHaproxy } from './haproxy.js';
+import { register as registerProbe } from './probe.js';
 import { register as registerServe } from './serve.js';
 
 export { CliError };
@@ -20,6 +22,8 @@ export async function main(argv: string[]): Promise<void> {
   registerControl(program);
   registerConfigTools(program);
   registerHaproxy(program);
+  registerAudit(program);
+  registerProbe(program);
   try {
     await program.parseAsync(argv);
   } catch (err) {

@@ -112,6 +112,25 @@ function unique<T>(items: readonly T[], key: (t: T) => string, what: string): vo
   }
 }
 
+/**
+ * One HSM key, one external key: a label named by two keys (in one store or two) or by a key and
+ * the health prober would let one key store, or anyone who can make the prober encrypt, decrypt
+ * another's ciphertexts.
+ */
+function checkKeyLabels(config: Config): void {
+  const owner = new Map<string, string>([[config.hsm.healthKeyLabel, 'hsm.healthKeyLabel']]);
+  config.keyStores.forEach((s, i) => {
+    for (const k of s.keys) {
+      const here = `keyStores[${i}] (${s.name}) key "${k.id}"`;
+      const first = owner.get(k.label);
+      if (first !== undefined) {
+        throw new ConfigError(`${here}: label "${k.label}" is already used by ${first}: give each key its own HSM key (label), or one store could decrypt another's ciphertexts`);
+      }
+      owner.set(k.label, here);
+    }
+  });
+}
+
 /** Checks across fields and on disk, after the schema. */
 export function checkConfig(config: Config): void {
   unique(config.keyStores, (s) => s.name, 'keyStores[].name');
@@ -126,6 +145,7 @@ export function checkConfig(config: Config): void {
     }
     loadCredentials(s.credentialsFile, `keyStores[${i}].credentialsFile`);
   });
+  checkKeyLabels(config);
   config.hsm.nodes.forEach((n, i) => {
     if (n.pin.file) checkSecretFileMode(n.pin.file, `hsm.nodes[${i}].pin.file`);
   });
@@ -136,11 +156,27 @@ export function checkConfig(config: Config): void {
   }
 }
 
+/**
+ * xksProxyFleetSize is the number of instances configured to serve: with a fleet list it is the
+ * list's length, and a proxy.fleetSize that says otherwise is refused rather than reported to KMS.
+ */
+function resolveFleet(config: Config, raw: unknown): Config {
+  const fleet = config.fleet;
+  if (!fleet) return config;
+  unique(fleet.instances, (i) => i.id, 'fleet.instances[].id');
+  unique(fleet.instances, (i) => `${i.host}:${i.port ?? config.server.port}`, 'fleet.instances[] address');
+  const given = (raw as { proxy?: { fleetSize?: unknown } } | null)?.proxy?.fleetSize;
+  if (given !== undefined && given !== fleet.instances.length) {
+    throw new ConfigError(`proxy.fleetSize (${String(given)}) disagrees with the ${fleet.instances.length} instance(s) in fleet.instances: remove proxy.fleetSize, the fleet list sets it`);
+  }
+  return { ...config, proxy: { ...config.proxy, fleetSize: fleet.instances.length } };
+}
+
 /** Validate a parsed document against the schema; returns the typed config. */
 export function parseConfig(raw: unknown, source: string): Config {
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) throw new ConfigError(formatIssues(source, parsed.error.issues));
-  return parsed.data;
+  return resolveFleet(parsed.data, raw);
 }
 
 export async function loadConfig(file: string): Promise<LoadedConfig> {

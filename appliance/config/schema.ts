@@ -1,8 +1,14 @@
-// The one configuration schema of the appliance. Every component takes its settings from the
-// `Config` type inferred here; the loader (load.ts) resolves paths and checks what a schema
+// The one configuration schema of the appliance. The YAML file is validated into `Config` here and
+// its parts are handed down to each layer, which declares the option types it takes (they must fit:
+// see ConfigFitsLayers below). The loader (load.ts) resolves paths and checks what a schema
 // cannot (files, permissions, cross references). Messages name the field and say how to fix it.
 import { z } from 'zod';
 import { validateCidr } from '../../xks/cidr-list.js';
+import { KEY_USAGES, XKS_PATH_SUFFIX, type Credential, type KeyConfig as XksKeyConfig, type KeyStoreConfig as XksKeyStoreConfig, type PolicyConfig as XksPolicyConfig, type ProxyInfo } from '../../xks/options.js';
+import type { HsmNodeOptions, HsmOptions } from '../../xks/hsm/options.js';
+import type { GatewayOptions } from '../../gateway/options.js';
+
+export { KEY_USAGES, XKS_PATH_SUFFIX, type Credential };
 
 const ms = (min: number, max: number) => z.number().int().min(min).max(max);
 // Checked here with the allowlist's own parser, so a bad entry fails config validation (naming
@@ -16,14 +22,12 @@ const cidr = z.string().superRefine((value, ctx) => {
 const uriPathPrefix = z
   .string()
   .regex(/^(\/[A-Za-z0-9_-]+)*$/, 'use "" or segments like "/store1" made of A-Z a-z 0-9 _ - (no trailing slash)')
-  .refine((p) => (p + '/kms/xks/v1').length <= 128, 'the URI path (prefix + /kms/xks/v1) must be at most 128 characters');
+  .refine((p) => (p + XKS_PATH_SUFFIX).length <= 128, 'the URI path (prefix + /kms/xks/v1) must be at most 128 characters');
 
 /** externalKeyId: [A-Za-z0-9._-], 1-128 characters (spec T9). */
 export const externalKeyId = z
   .string()
   .regex(/^[A-Za-z0-9._-]{1,128}$/, 'use 1-128 characters from A-Z a-z 0-9 . _ -');
-
-export const KEY_USAGES = ['ENCRYPT', 'DECRYPT'] as const;
 
 const secretSource = z
   .object(
@@ -49,7 +53,10 @@ const policy = z
     viaServices: z.array(z.string().min(1)).min(1).optional(),
     /** With viaServices: also refuse calls that name no kmsViaService (direct calls). */
     requireViaService: z.boolean().default(false),
+    /** The VPC endpoint the connection came through: the NLB's PROXY v2 TLV only. */
     vpcEndpoints: z.array(vpceId).min(1).optional(),
+    /** requestMetadata.awsSourceVpce: the caller's own VPC endpoint to KMS, as KMS reports it. */
+    awsSourceVpces: z.array(vpceId).min(1).optional(),
   })
   .strict();
 
@@ -74,7 +81,7 @@ const keyStore = z
     quota: z.object({ requestsPerSecond: z.number().int().min(1), burst: z.number().int().min(1).optional() }).strict().optional(),
     /** Source CIDRs for this store, after routing: others get 403 (never GetHealthStatus). */
     allow: z.array(cidr).optional(),
-    /** VPC endpoint ids for this store, from the NLB's PROXY v2 TLV (or awsSourceVpce). */
+    /** VPC endpoint ids for this store, from the NLB's PROXY v2 TLV only (never the request body). */
     vpcEndpoints: z.array(vpceId).optional(),
     policy: policy.optional(),
     keys: z.array(key).default([]),
@@ -108,7 +115,9 @@ const tls = z
     clientAuth: z
       .object({
         caFile: z.string().min(1),
-        subjects: z.array(z.string().min(1)).min(1).optional(),
+        // Absent: KMS's cks.kms.<region>.amazonaws.com for each of proxy.regions. Never empty:
+        // client auth that accepts any subject of the CA is refused.
+        subjects: z.array(z.string().min(1)).min(1, 'list at least one allowed client certificate subject CN, or leave subjects out for KMS\'s').optional(),
         // true: TLS 1.2 only, and a refused client certificate ends the handshake with a
         // handshake_failure alert (KMS and AWS's test client expect one). false: TLS 1.3 stays
         // available, but a refused client only sees the connection closed after the handshake.
@@ -123,6 +132,21 @@ const tls = z
     path: ['clientAuth', 'alertOnReject'],
   });
 
+/**
+ * One proxy instance of the fleet behind the load balancers (its own VM, or its own process in the
+ * demo). Ports default to this configuration's own: on VMs every instance uses the same ones.
+ */
+const fleetInstance = z
+  .object({
+    id: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'use 1-64 characters from A-Z a-z 0-9 . _ -'),
+    host: z.string().regex(/^[A-Za-z0-9.:-]+$/, 'the address or DNS name HAProxy and the NLB reach this instance at'),
+    port: z.number().int().min(1).max(65535).optional(),
+    agentPort: z.number().int().min(1).max(65535).optional(),
+    healthPort: z.number().int().min(1).max(65535).optional(),
+    metricsPort: z.number().int().min(1).max(65535).optional(),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     mode: z.enum(['production', 'demo']).default('production'),
@@ -131,7 +155,12 @@ export const configSchema = z
         hostname: z.string().regex(/^[A-Za-z0-9.-]+$/, 'the DNS name KMS uses for this proxy (certificate SAN)'),
         fleetSize: z.number().int().min(1).default(1),
         vendor: z.string().min(1).default('xks-appliance'),
-        regions: z.array(z.string()).default(['us-east-1']),
+        // The regions KMS calls from: the default SigV4 region allow-list of every key store, and
+        // KMS's mTLS client subjects.
+        regions: z
+          .array(z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, 'an AWS region such as us-east-1'))
+          .min(1, 'list at least one AWS region KMS calls from, such as us-east-1')
+          .default(['us-east-1']),
       })
       .strict(),
     server: z
@@ -141,6 +170,9 @@ export const configSchema = z
         tls,
         // NLB idle timeout is 350 s: keep-alive must outlive it or KMS pays a fresh handshake.
         keepAliveTimeoutMs: ms(1000, 7_200_000).default(360_000),
+        // A connection none of whose requests has passed SigV4 yet: idle this long and it is
+        // closed, so unauthenticated clients cannot hold connection slots for the keep-alive time.
+        unauthenticatedIdleTimeoutMs: ms(500, 600_000).default(10_000),
         // Node counts it from the first byte of each request, not over idle keep-alive time.
         headersTimeoutMs: ms(1000, 600_000).optional(),
         maxHeaderBytes: z.number().int().min(4096).max(65536).default(16384),
@@ -167,6 +199,9 @@ export const configSchema = z
         path: z.string().regex(/^\/[A-Za-z0-9/_.-]*$/).default('/healthz'),
         httpPort: z.number().int().min(1).max(65535).optional(),
         agentPort: z.number().int().min(1).max(65535).optional(),
+        // Sources allowed on httpPort and agentPort (they reveal capacity and drain state);
+        // absent: server.allow.
+        allow: z.array(cidr).optional(),
       })
       .strict()
       .default({ path: '/healthz' }),
@@ -178,9 +213,14 @@ export const configSchema = z
       .strict()
       .default({ host: '127.0.0.1' }),
     logging: z
-      .object({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info') })
+      .object({
+        level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+        // Refused connections and unauthenticated requests: the first per reason and source in
+        // each interval is logged and audited, the rest are summed up in one line.
+        refusalIntervalMs: ms(1000, 3_600_000).default(60_000),
+      })
       .strict()
-      .default({ level: 'info' }),
+      .default({ level: 'info', refusalIntervalMs: 60_000 }),
     audit: z
       .object({
         file: z.string().min(1),
@@ -203,6 +243,11 @@ export const configSchema = z
       })
       .strict(),
     keyStores: z.array(keyStore).min(1, 'configure at least one key store'),
+    /** Every instance configured to serve: xksProxyFleetSize, the HAProxy servers, `status --fleet`. */
+    fleet: z
+      .object({ instances: z.array(fleetInstance).min(1, 'list every proxy instance, this one included').max(64) })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -212,13 +257,8 @@ export type KeyConfig = KeyStoreConfig['keys'][number];
 export type PolicyConfig = z.infer<typeof policy>;
 export type HsmNodeConfig = Config['hsm']['nodes'][number];
 export type HsmConfig = Config['hsm'];
+export type FleetInstanceConfig = z.infer<typeof fleetInstance>;
 export type KeyUsage = (typeof KEY_USAGES)[number];
-
-/** One credential set of a key store: SigV4 access key id and raw secret (spec S6, S7). */
-export interface Credential {
-  accessKeyId: string;
-  secretAccessKey: string;
-}
 
 export const credentialsFileSchema = z
   .object({
@@ -237,4 +277,19 @@ export const credentialsFileSchema = z
   })
   .strict();
 
-export const XKS_PATH_SUFFIX = '/kms/xks/v1';
+/**
+ * Compile-time check: the lower layers declare the options they take (gateway/options.ts,
+ * xks/options.ts, xks/hsm/options.ts); the validated configuration must fit them as it is, so
+ * appliance/ hands its parts down without mapping code. A schema change that breaks a layer's
+ * contract fails the build here.
+ */
+export type ConfigFitsLayers = [
+  Fits<Config, GatewayOptions>,
+  Fits<Config['proxy'], ProxyInfo>,
+  Fits<KeyStoreConfig, XksKeyStoreConfig>,
+  Fits<KeyConfig, XksKeyConfig>,
+  Fits<PolicyConfig, XksPolicyConfig>,
+  Fits<HsmConfig, HsmOptions>,
+  Fits<HsmNodeConfig, HsmNodeOptions>,
+];
+type Fits<T extends U, U> = T;

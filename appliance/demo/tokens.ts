@@ -6,7 +6,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { compiledEntry } from '../../xks/hsm/package-root.js';
-import { CKU_SO, Pkcs11Module, TokenNotFoundError } from '../../xks/hsm/child/pkcs11.js';
+import { CKU_SO, Pkcs11AdminModule } from '../../xks/hsm/admin/token-admin.js';
+import { TokenNotFoundError } from '../../xks/hsm/child/pkcs11.js';
 
 export interface TokenKey {
   label: string;
@@ -70,7 +71,7 @@ function provisionHere(opts: ProvisionOptions): void {
     const aes = (k.keyType ?? 'AES') === 'AES';
     if (aes && ![16, 24, 32].includes(k.material.length)) throw new Error(`key "${k.label}": AES key material must be 16, 24 or 32 bytes`);
   }
-  const mod = new Pkcs11Module(opts.module);
+  const mod = new Pkcs11AdminModule(opts.module);
   mod.initialize();
   try {
     let slot;

@@ -2,7 +2,7 @@
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
-import { XksError } from '../../xks/errors.js';
+import { HsmError } from '../../xks/hsm/errors.js';
 import type { HsmCluster } from '../../xks/hsm/types.js';
 import { LABELS, encryptLoad, healthHistory, startedCluster, waitFor } from '../helpers/softhsm.js';
 
@@ -55,8 +55,8 @@ t.test('every node frozen: each request rejects with DependencyTimeoutException,
   for (const r of settled) {
     t.equal(r.status, 'rejected');
     if (r.status === 'rejected') {
-      t.type(r.reason, XksError);
-      t.equal((r.reason as XksError).errorName, 'DependencyTimeoutException');
+      t.type(r.reason, HsmError);
+      t.equal((r.reason as HsmError).errorName, 'DependencyTimeoutException');
     }
   }
   // Later requests too, whether the nodes are still being tried as a last resort or already gone.
@@ -64,7 +64,7 @@ t.test('every node frozen: each request rejects with DependencyTimeoutException,
     .decrypt({ label: LABELS.aes, iv: Buffer.alloc(12), ciphertext: Buffer.alloc(1), tag: Buffer.alloc(16), hsmAad: Buffer.alloc(3) }, performance.now() + 200)
     .then(
       () => undefined,
-      (err: XksError) => err.errorName,
+      (err: HsmError) => err.errorName,
     );
   t.equal(late, 'DependencyTimeoutException');
   await waitFor('both nodes restarted and ACTIVE', () => allActive(cluster));

@@ -4,7 +4,7 @@ import { createCipheriv, randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import t, { type Test } from 'tap';
 import { computeCdiv } from '../../xks/hsm/child/cdiv.js';
-import { XksError } from '../../xks/errors.js';
+import { HsmError } from '../../xks/hsm/errors.js';
 import { createHsmCluster } from '../../xks/hsm/parent/cluster.js';
 import type { HsmCluster } from '../../xks/hsm/types.js';
 import { LABELS, makeTestHsm, type TestHsm, type TestHsmOptions } from '../helpers/softhsm.js';
@@ -28,8 +28,8 @@ async function rejectsWithName(t: Test, p: Promise<unknown>, errorName: string):
     await p;
     t.fail(`expected ${errorName}`);
   } catch (err) {
-    t.type(err, XksError);
-    t.equal((err as XksError).errorName, errorName);
+    t.type(err, HsmError);
+    t.equal((err as HsmError).errorName, errorName);
   }
 }
 
@@ -138,7 +138,7 @@ t.test('back-pressure: beyond the in-flight bound requests get ThrottlingExcepti
     Array.from({ length: 100 }, () => cluster.encrypt({ label: LABELS.aes, plaintext: Buffer.from('x'), hsmAad: Buffer.alloc(3) }, deadline())),
   );
   const ok = settled.filter((r) => r.status === 'fulfilled').length;
-  const throttled = settled.filter((r) => r.status === 'rejected' && (r.reason as XksError).errorName === 'ThrottlingException').length;
+  const throttled = settled.filter((r) => r.status === 'rejected' && (r.reason as HsmError).errorName === 'ThrottlingException').length;
   t.ok(ok > 0, `${ok} served`);
   t.ok(throttled > 0, `${throttled} throttled`);
   t.equal(ok + throttled, 100, 'nothing else went wrong');

@@ -3,7 +3,7 @@
 import t from 'tap';
 import { LogLimiter } from '../../xks/hsm/parent/log-limiter.js';
 import { MAX_WEIGHT, NodeHealthTracker } from '../../xks/hsm/parent/node-health.js';
-import { ckrCode, ckrName, classify } from '../../xks/hsm/child/pkcs11.js';
+import { ckrCode, ckrName, classify } from '../../xks/hsm/child/ckr.js';
 
 const active = () => {
   const h = new NodeHealthTracker();

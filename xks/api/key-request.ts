@@ -1,6 +1,6 @@
 // The steps Encrypt and Decrypt share after validation (spec §7, steps 6-9 up to usage): note the
 // request in its record, find the key, refuse a disabled one, apply the policy, read the token.
-import type { KeyConfig } from '../../appliance/config/schema.js';
+import type { KeyConfig } from '../options.js';
 import { XksError } from '../errors.js';
 import type { KeyInfo } from '../hsm/types.js';
 import { AccessDenied, authorize } from '../policy.js';

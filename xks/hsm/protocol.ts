@@ -2,13 +2,12 @@
 // `serialization: 'advanced'`: start-up messages are objects; calls and replies cross it as
 // Buffers in the binary framing of wire.ts. PINs never cross it: the child reads its PIN from the
 // file or environment variable the node configuration names.
-import type { HsmNodeConfig } from '../../appliance/config/schema.js';
+import type { HsmNodeOptions } from './options.js';
 import type { DecryptInput, EncryptInput, Fault, KeyInfo } from './types.js';
-import type { FailureClass } from './child/pkcs11.js';
 
 export interface InitMessage {
   t: 'init';
-  node: HsmNodeConfig;
+  node: HsmNodeOptions;
   healthKeyLabel: string;
 }
 
@@ -36,6 +35,20 @@ export interface CallRequest {
   expiresAt: number;
   call: NodeCall;
 }
+
+/** What a failed PKCS#11 call means (the catalog is child/ckr.ts). */
+export type FailureClass =
+  /** The session or login is gone: drop the session, open a new one, log in again. */
+  | 'session'
+  /** The module or device is unwell; repeated, it is finalized and initialized again. */
+  | 'device'
+  /** GCM tag mismatch or malformed ciphertext: an answer, never retried. */
+  | 'invalid-ciphertext'
+  /** The key does not allow the operation: an answer, never retried. */
+  | 'key-usage'
+  /** PIN incorrect, locked or expired: only a human can fix it. */
+  | 'login'
+  | 'internal';
 
 /**
  * Why a call failed, as the cluster sees it: the PKCS#11 classes, plus 'key-missing' (no key with

@@ -1,6 +1,6 @@
 // The contract between the XKS API layer and the HSM cluster. Nothing here knows about sockets;
-// nothing above it knows about PKCS#11. Errors thrown across it are XksError (xks/errors.ts):
-// InvalidCiphertextException (an answer, never retried), DependencyTimeoutException,
+// nothing above it knows about PKCS#11. Errors thrown across it are HsmError (errors.ts), named
+// as the spec's errors: InvalidCiphertextException (an answer, never retried), DependencyTimeoutException,
 // ThrottlingException, InternalException.
 
 export type NodeHealth = 'ACTIVE' | 'DEGRADED' | 'UNAVAILABLE';

@@ -2,9 +2,10 @@
 // becomes a FatalInitError saying how), then serve keyInfo / encrypt / decrypt / probe calls.
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import type { HsmNodeConfig } from '../../../appliance/config/schema.js';
+import type { HsmNodeOptions } from '../options.js';
 import { computeCdiv } from './cdiv.js';
-import { IvNotReturnedError, Pkcs11CallError, Pkcs11Module, TokenNotFoundError, ckrCode, type Handle } from './pkcs11.js';
+import { ckrCode } from './ckr.js';
+import { IvNotReturnedError, Pkcs11CallError, Pkcs11Module, TokenNotFoundError, type Handle } from './pkcs11.js';
 import { PinError, readPin } from './pin.js';
 import type { NodeCall, OpResults } from '../protocol.js';
 import { SessionPool, type PooledSession } from './session-pool.js';
@@ -26,14 +27,14 @@ export class NodeService {
   private fault: Fault = { kind: 'none' };
 
   private constructor(
-    private readonly cfg: HsmNodeConfig,
+    private readonly cfg: HsmNodeOptions,
     private readonly mod: Pkcs11Module,
     private readonly pool: SessionPool,
     private readonly healthKeyLabel: string,
   ) {}
 
   /** Loads the module, logs in every session, checks the health key and runs one probe. */
-  static async open(cfg: HsmNodeConfig, healthKeyLabel: string): Promise<NodeService> {
+  static async open(cfg: HsmNodeOptions, healthKeyLabel: string): Promise<NodeService> {
     let pin: string;
     try {
       pin = readPin(cfg.pin);
@@ -173,7 +174,7 @@ function loadModule(path: string): Pkcs11Module {
   }
 }
 
-function explainOpenFailure(cfg: HsmNodeConfig, err: unknown): Error {
+function explainOpenFailure(cfg: HsmNodeOptions, err: unknown): Error {
   const pinSource = cfg.pin.file ? `the PIN file ${cfg.pin.file}` : `the variable ${cfg.pin.env}`;
   if (err instanceof TokenNotFoundError) {
     const seen = err.labels.length ? ` (tokens present: ${err.labels.map((l) => `"${l}"`).join(', ')})` : ' (no initialized token present)';

@@ -1,15 +1,12 @@
 // The child reads its own PIN, so it never crosses IPC, argv or a log line. Messages name the
 // file or variable and the fix, never the value.
 import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
+import type { PinSource } from '../options.js';
 
 export class PinError extends Error {
   override name = 'PinError';
 }
 
-export interface PinSource {
-  file?: string | undefined;
-  env?: string | undefined;
-}
 
 export function readPin(source: PinSource): string {
   if (source.env !== undefined) {

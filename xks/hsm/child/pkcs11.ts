@@ -1,89 +1,16 @@
 // A typed wrapper over pkcs11js for what the appliance needs: one module, token slots, logged-in
 // sessions, AES keys found by CKA_LABEL, and AES-GCM in one part. Every CKR_* failure becomes a
-// Pkcs11CallError whose `cls` tells the caller what to do about it.
+// Pkcs11CallError whose `cls` (from the catalog in ckr.ts) tells the caller what to do about it.
 import pkcs11js from 'pkcs11js';
 import { randomBytes } from 'node:crypto';
 import { endianness } from 'node:os';
+import type { CallMode, IvMode } from '../options.js';
 import type { KeyInfo } from '../types.js';
+import type { FailureClass } from '../protocol.js';
+import { ckkName, ckrName, classify, type Operation } from './ckr.js';
 
 export type Handle = Buffer;
-export type CallMode = 'sync' | 'async';
-export type IvMode = 'caller' | 'hsm';
-
-/** What a failed call means (architecture.md, "HSM nodes over PKCS#11"). */
-export type FailureClass =
-  /** The session or login is gone: drop the session, open a new one, log in again. */
-  | 'session'
-  /** The module or device is unwell; repeated, it is finalized and initialized again. */
-  | 'device'
-  /** GCM tag mismatch or malformed ciphertext: an answer, never retried. */
-  | 'invalid-ciphertext'
-  /** The key does not allow the operation: an answer, never retried. */
-  | 'key-usage'
-  /** PIN incorrect, locked or expired: only a human can fix it. */
-  | 'login'
-  | 'internal';
-
-const SESSION_ERRORS = new Set([
-  'CKR_SESSION_HANDLE_INVALID',
-  'CKR_SESSION_CLOSED',
-  'CKR_DEVICE_REMOVED',
-  'CKR_TOKEN_NOT_PRESENT',
-  'CKR_USER_NOT_LOGGED_IN',
-  // A stale cached key handle or a session left mid-operation: a fresh session fixes both.
-  'CKR_OBJECT_HANDLE_INVALID',
-  'CKR_KEY_HANDLE_INVALID',
-  'CKR_OPERATION_ACTIVE',
-]);
-const DEVICE_ERRORS = new Set([
-  'CKR_DEVICE_ERROR',
-  'CKR_DEVICE_MEMORY',
-  'CKR_HOST_MEMORY',
-  'CKR_GENERAL_ERROR',
-  'CKR_FUNCTION_FAILED',
-  'CKR_CRYPTOKI_NOT_INITIALIZED',
-]);
-// On decrypt, modules report a GCM tag mismatch in different ways; SoftHSM2 says CKR_GENERAL_ERROR.
-const DECRYPT_ANSWERS = new Set([
-  'CKR_ENCRYPTED_DATA_INVALID',
-  'CKR_ENCRYPTED_DATA_LEN_RANGE',
-  'CKR_GENERAL_ERROR',
-  'CKR_FUNCTION_FAILED',
-  'CKR_MECHANISM_PARAM_INVALID',
-]);
-const KEY_USAGE_ERRORS = new Set(['CKR_KEY_FUNCTION_NOT_PERMITTED', 'CKR_KEY_TYPE_INCONSISTENT', 'CKR_MECHANISM_INVALID']);
-const LOGIN_ERRORS = new Set(['CKR_PIN_INCORRECT', 'CKR_PIN_LOCKED', 'CKR_PIN_EXPIRED', 'CKR_PIN_INVALID', 'CKR_PIN_LEN_RANGE']);
-
-export type Operation = 'encrypt' | 'decrypt' | 'other';
-
-export function classify(ckr: string, op: Operation): FailureClass {
-  if (op === 'decrypt' && DECRYPT_ANSWERS.has(ckr)) return 'invalid-ciphertext';
-  if (SESSION_ERRORS.has(ckr)) return 'session';
-  if (DEVICE_ERRORS.has(ckr)) return 'device';
-  if (KEY_USAGE_ERRORS.has(ckr)) return 'key-usage';
-  if (LOGIN_ERRORS.has(ckr)) return 'login';
-  return 'internal';
-}
-
-function reverseMap(prefix: string): Map<number, string> {
-  const map = new Map<number, string>();
-  for (const [name, value] of Object.entries(pkcs11js)) {
-    if (name.startsWith(prefix) && typeof value === 'number' && !map.has(value)) map.set(value, name);
-  }
-  return map;
-}
-const CKR_NAMES = reverseMap('CKR_');
-const CKR_CODES = new Map([...CKR_NAMES].map(([code, name]) => [name, code]));
-const CKK_NAMES = reverseMap('CKK_');
-
-export function ckrName(code: number): string {
-  return CKR_NAMES.get(code) ?? `CKR_0x${code.toString(16)}`;
-}
-
-/** The numeric code of a CKR_* name, or undefined when pkcs11js does not know it. */
-export function ckrCode(name: string): number | undefined {
-  return CKR_CODES.get(name);
-}
+export type { CallMode, IvMode } from '../options.js';
 
 /** A failed PKCS#11 call. `ckr` is undefined when the failure did not come from the module. */
 export class Pkcs11CallError extends Error {
@@ -109,7 +36,8 @@ function wrap(err: unknown, fn: string, op: Operation): Pkcs11CallError {
   return internal(fn, err instanceof Error ? err.message : String(err));
 }
 
-function call<T>(fn: string, op: Operation, f: () => T): T {
+/** Runs one PKCS#11 call; any failure becomes a Pkcs11CallError. */
+export function call<T>(fn: string, op: Operation, f: () => T): T {
   try {
     return f();
   } catch (err) {
@@ -171,7 +99,7 @@ export class IvNotReturnedError extends Error {
 }
 
 export class Pkcs11Module {
-  private readonly lib: pkcs11js.PKCS11;
+  protected readonly lib: pkcs11js.PKCS11;
 
   /** Loads the shared library; throws a plain Error when the file cannot be loaded. */
   constructor(readonly path: string) {
@@ -280,7 +208,7 @@ export class Pkcs11Module {
       if (e.ckr !== 'CKR_ATTRIBUTE_TYPE_INVALID') throw e;
     }
     return {
-      keyType: (CKK_NAMES.get(keyType) ?? `0x${keyType.toString(16)}`).replace(/^CKK_/, ''),
+      keyType: ckkName(keyType),
       valueLen,
       encrypt: readBool(attrs[1]?.value as Buffer | undefined),
       decrypt: readBool(attrs[2]?.value as Buffer | undefined),
@@ -327,45 +255,7 @@ export class Pkcs11Module {
     }
     return result;
   }
-
-  // Provisioning (appliance/demo/tokens.ts); not on the data path.
-
-  /** Slots whose token is not initialized yet (SoftHSM2 always offers one). */
-  freeSlots(): Handle[] {
-    const slots = call('C_GetSlotList', 'other', () => this.lib.C_GetSlotList(true));
-    return slots.filter((s) => (this.lib.C_GetTokenInfo(s).flags & pkcs11js.CKF_TOKEN_INITIALIZED) === 0);
-  }
-
-  initToken(slot: Handle, soPin: string, label: string): void {
-    call('C_InitToken', 'other', () => this.lib.C_InitToken(slot, soPin, label.padEnd(32, ' ')));
-  }
-
-  initUserPin(session: Handle, pin: string): void {
-    call('C_InitPIN', 'other', () => this.lib.C_InitPIN(session, pin));
-  }
-
-  /** Imports a secret key as a sensitive, non-extractable token object. */
-  importSecretKey(
-    session: Handle,
-    k: { label: string; material: Buffer; keyType: 'AES' | 'GENERIC_SECRET'; encrypt: boolean; decrypt: boolean },
-  ): Handle {
-    const template = [
-      { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
-      { type: pkcs11js.CKA_KEY_TYPE, value: k.keyType === 'AES' ? pkcs11js.CKK_AES : pkcs11js.CKK_GENERIC_SECRET },
-      { type: pkcs11js.CKA_VALUE, value: k.material },
-      { type: pkcs11js.CKA_TOKEN, value: true },
-      { type: pkcs11js.CKA_PRIVATE, value: true },
-      { type: pkcs11js.CKA_SENSITIVE, value: true },
-      { type: pkcs11js.CKA_EXTRACTABLE, value: false },
-      { type: pkcs11js.CKA_ENCRYPT, value: k.encrypt },
-      { type: pkcs11js.CKA_DECRYPT, value: k.decrypt },
-      { type: pkcs11js.CKA_LABEL, value: k.label },
-    ];
-    return call('C_CreateObject', 'other', () => this.lib.C_CreateObject(session, template));
-  }
 }
-
-export const CKU_SO: number = pkcs11js.CKU_SO;
 
 // IVs are drawn from the CSPRNG a page at a time (one call per ~340 encrypts instead of one per
 // encrypt); each IV is its own never-reused slice of a page, so no two encrypts share IV memory.

@@ -4,8 +4,8 @@
 // traffic and from a background prober doing an encrypt+decrypt on hsm.healthKeyLabel.
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import type { HsmConfig, HsmNodeConfig } from '../../../appliance/config/schema.js';
-import { XksError } from '../../errors.js';
+import type { HsmOptions, HsmNodeOptions } from '../options.js';
+import { HsmError } from '../errors.js';
 import { LogLimiter } from './log-limiter.js';
 import { NodeCallError, NodeClient, type CallFailure } from './node-client.js';
 import { NodeHealthTracker } from './node-health.js';
@@ -32,7 +32,7 @@ const RETRY_SAME: ReadonlySet<CallFailure> = new Set<CallFailure>(['session', 'd
 
 interface Node {
   client: NodeClient;
-  cfg: HsmNodeConfig;
+  cfg: HsmNodeOptions;
   tracker: NodeHealthTracker;
   maxInFlight: number;
   calls: number;
@@ -40,7 +40,7 @@ interface Node {
   probeTimer: NodeJS.Timeout | undefined;
 }
 
-export function createHsmCluster(hsm: HsmConfig, logger?: Logger): HsmCluster {
+export function createHsmCluster(hsm: HsmOptions, logger?: Logger): HsmCluster {
   return new Cluster(hsm, logger);
 }
 
@@ -53,7 +53,7 @@ class Cluster implements HsmCluster {
   private closed = false;
 
   constructor(
-    private readonly hsm: HsmConfig,
+    private readonly hsm: HsmOptions,
     private readonly logger?: Logger,
   ) {
     this.nodes = hsm.nodes.map((cfg) => {
@@ -147,7 +147,7 @@ class Cluster implements HsmCluster {
       const choice = this.pick(tried) ?? (last && RETRY_SAME.has(last.kind) ? this.pick(undefined) : undefined);
       if (choice === 'busy') {
         if (last) break;
-        throw new XksError('ThrottlingException', 'The HSM cluster is at capacity');
+        throw new HsmError('ThrottlingException', 'The HSM cluster is at capacity');
       }
       if (!choice) break;
       tried.add(choice);
@@ -284,15 +284,15 @@ class Cluster implements HsmCluster {
 }
 
 /** Failures that are answers about the request itself. */
-function answer(err: NodeCallError): XksError {
-  if (err.kind === 'key-usage') return new XksError('InvalidKeyUsageException', 'The key does not allow this operation', err.message);
-  return new XksError('InvalidCiphertextException', 'The ciphertext, IV, tag, metadata or AAD is not valid', err.message);
+function answer(err: NodeCallError): HsmError {
+  if (err.kind === 'key-usage') return new HsmError('InvalidKeyUsageException', 'The key does not allow this operation', err.message);
+  return new HsmError('InvalidCiphertextException', 'The ciphertext, IV, tag, metadata or AAD is not valid', err.message);
 }
 
 /** Every attempt failed or the budget ran out. */
-function exhausted(last: NodeCallError | undefined): XksError {
-  if (!last) return new XksError('DependencyTimeoutException', 'No HSM node is available');
-  if (last.kind === 'key-missing') return new XksError('KeyNotFoundException', 'The key is not on the HSM', last.message);
-  if (last.kind === 'internal') return new XksError('InternalException', 'The HSM failed', last.message);
-  return new XksError('DependencyTimeoutException', 'The HSM did not answer in time', last.message);
+function exhausted(last: NodeCallError | undefined): HsmError {
+  if (!last) return new HsmError('DependencyTimeoutException', 'No HSM node is available');
+  if (last.kind === 'key-missing') return new HsmError('KeyNotFoundException', 'The key is not on the HSM', last.message);
+  if (last.kind === 'internal') return new HsmError('InternalException', 'The HSM failed', last.message);
+  return new HsmError('DependencyTimeoutException', 'The HSM did not answer in time', last.message);
 }

@@ -4,7 +4,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import type { HsmNodeConfig } from '../../../appliance/config/schema.js';
+import type { HsmNodeOptions } from '../options.js';
 import { LogLimiter } from './log-limiter.js';
 import { compiledEntry } from '../package-root.js';
 import type { CallReply, ChildMessage, InitMessage, NodeCall, OpName, OpResults, WireErrorClass } from '../protocol.js';
@@ -72,7 +72,7 @@ export class NodeClient extends EventEmitter {
   private readonly opts: Required<Omit<NodeClientOptions, 'logger'>> & { logger: Logger | undefined };
 
   constructor(
-    private readonly cfg: HsmNodeConfig,
+    private readonly cfg: HsmNodeOptions,
     opts: NodeClientOptions,
   ) {
     super();

@@ -1,0 +1,43 @@
+// Token provisioning through the PKCS#11 module, as an HSM vendor's tool would do it: initialize a
+// token, set the user PIN, import keys. Used by the demo and the tests; never on the data path, so
+// the node processes do not load this code.
+import pkcs11js from 'pkcs11js';
+import { Pkcs11Module, call, type Handle } from '../child/pkcs11.js';
+
+export const CKU_SO: number = pkcs11js.CKU_SO;
+
+export class Pkcs11AdminModule extends Pkcs11Module {
+  /** Slots whose token is not initialized yet (SoftHSM2 always offers one). */
+  freeSlots(): Handle[] {
+    const slots = call('C_GetSlotList', 'other', () => this.lib.C_GetSlotList(true));
+    return slots.filter((s) => (this.lib.C_GetTokenInfo(s).flags & pkcs11js.CKF_TOKEN_INITIALIZED) === 0);
+  }
+
+  initToken(slot: Handle, soPin: string, label: string): void {
+    call('C_InitToken', 'other', () => this.lib.C_InitToken(slot, soPin, label.padEnd(32, ' ')));
+  }
+
+  initUserPin(session: Handle, pin: string): void {
+    call('C_InitPIN', 'other', () => this.lib.C_InitPIN(session, pin));
+  }
+
+  /** Imports a secret key as a sensitive, non-extractable token object. */
+  importSecretKey(
+    session: Handle,
+    k: { label: string; material: Buffer; keyType: 'AES' | 'GENERIC_SECRET'; encrypt: boolean; decrypt: boolean },
+  ): Handle {
+    const template = [
+      { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+      { type: pkcs11js.CKA_KEY_TYPE, value: k.keyType === 'AES' ? pkcs11js.CKK_AES : pkcs11js.CKK_GENERIC_SECRET },
+      { type: pkcs11js.CKA_VALUE, value: k.material },
+      { type: pkcs11js.CKA_TOKEN, value: true },
+      { type: pkcs11js.CKA_PRIVATE, value: true },
+      { type: pkcs11js.CKA_SENSITIVE, value: true },
+      { type: pkcs11js.CKA_EXTRACTABLE, value: false },
+      { type: pkcs11js.CKA_ENCRYPT, value: k.encrypt },
+      { type: pkcs11js.CKA_DECRYPT, value: k.decrypt },
+      { type: pkcs11js.CKA_LABEL, value: k.label },
+    ];
+    return call('C_CreateObject', 'other', () => this.lib.C_CreateObject(session, template));
+  }
+}
