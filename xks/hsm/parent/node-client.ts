@@ -1,16 +1,20 @@
 // The parent's handle on one HSM node process: spawn it, talk to it over IPC with per-call
 // deadlines, and supervise it. A process that dies is restarted with back-off; one that stops
 // answering (missed deadlines with no answer in between) is killed with SIGKILL and restarted.
-import { fork, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { HsmNodeOptions } from '../options.js';
 import { LogLimiter } from './log-limiter.js';
+import type { PinVariable } from './pin-env.js';
 import { compiledEntry } from '../package-root.js';
 import type { CallReply, ChildMessage, InitMessage, NodeCall, OpName, OpResults, WireErrorClass } from '../protocol.js';
 import { decodeReplies, encodeCall, FrameBatch, isFrames } from '../wire.js';
 
 export type CallFailure = WireErrorClass | 'timeout' | 'down';
+
+/** Profiling flags carry over, so one `node --cpu-prof` profiles every process. */
+const PROFILING_FLAGS = process.execArgv.filter((a) => a.startsWith('--cpu-prof'));
 
 export class NodeCallError extends Error {
   constructor(
@@ -36,6 +40,8 @@ export interface NodeClientOptions {
   /** A process that was up this long before dying restarts after backoffMinMs again. */
   stableMs?: number;
   startTimeoutMs?: number;
+  /** This node's own PIN variable (pin.env), put into its process's environment only. */
+  pin?: PinVariable | undefined;
   logger?: Logger | undefined;
 }
 
@@ -69,7 +75,7 @@ export class NodeClient extends EventEmitter {
     // A send that fails means the channel is closing: the exit handler rejects the calls.
     if (this.child?.connected) this.child.send(msg);
   });
-  private readonly opts: Required<Omit<NodeClientOptions, 'logger'>> & { logger: Logger | undefined };
+  private readonly opts: Required<Omit<NodeClientOptions, 'logger' | 'pin'>> & { logger: Logger | undefined; pin: PinVariable | undefined };
 
   constructor(
     private readonly cfg: HsmNodeOptions,
@@ -87,6 +93,7 @@ export class NodeClient extends EventEmitter {
       startTimeoutMs: 30_000,
       ...opts,
       logger: opts.logger,
+      pin: opts.pin,
     };
     this.nextBackoff = this.opts.backoffMinMs;
   }
@@ -149,14 +156,15 @@ export class NodeClient extends EventEmitter {
 
   private spawn(): void {
     this.state = 'starting';
-    const env = { ...process.env, ...this.cfg.env, UV_THREADPOOL_SIZE: String(Math.max(4, this.cfg.sessions)) };
+    const pin = this.opts.pin ? { [this.opts.pin.name]: this.opts.pin.value } : {};
+    const env = { ...process.env, ...this.cfg.env, ...pin, UV_THREADPOOL_SIZE: String(Math.max(4, this.cfg.sessions)) };
     let child: ChildProcess;
     try {
-      child = fork(compiledEntry('xks/hsm/child/node-main.js'), [], {
+      // fork() by hand: through /bin/sh, which sets a hard core-file limit of 0 and then execs
+      // node, so this PIN-holding process can never leave a core dump (same pid, same IPC).
+      // Not the parent's loader flags (tap's TypeScript hooks): the entry is compiled JavaScript.
+      child = spawn('/bin/sh', ['-c', 'ulimit -H -c 0 && exec "$@"', 'xks-hsm-node', process.execPath, ...PROFILING_FLAGS, compiledEntry('xks/hsm/child/node-main.js')], {
         serialization: 'advanced',
-        // Not the parent's loader flags (tap's TypeScript hooks): the entry is compiled JavaScript.
-        // Profiling flags do carry over, so one `node --cpu-prof` profiles every process.
-        execArgv: process.execArgv.filter((a) => a.startsWith('--cpu-prof')),
         env,
         // Vendor libraries may print to stdout; our stdout is the JSON log.
         stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
