@@ -66,4 +66,4 @@ export interface WireError {
 export type CallReply = { t: 'res'; id: number; ok: true; value: unknown } | { t: 'res'; id: number; ok: false; error: WireError };
 
 /** The child's own messages; replies go as wire.ts frames. */
-export type ChildMessage = { t: 'ready' } | { t: 'fatal'; message: string };
+export type ChildMessage = { t: 'ready' } | { t: 'fatal'; message: string; kind: 'pin' | 'config' };
