@@ -63,4 +63,6 @@ export interface ProxyInfo {
   fleetSize: number;
   vendor: string;
   regions: string[];
+  /** ciphertextMetadata of new ciphertexts: 2 binds the external key id (xks/aad.ts). */
+  ciphertextMetadataVersion: 1 | 2;
 }

@@ -161,6 +161,9 @@ export const configSchema = z
           .array(z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, 'an AWS region such as us-east-1'))
           .min(1, 'list at least one AWS region KMS calls from, such as us-east-1')
           .default(['us-east-1']),
+        // New ciphertexts: 2 binds the external key id into the HSM AAD; both always decrypt. Keep
+        // 1 while a fleet is upgraded from a build that cannot decrypt 2, then switch.
+        ciphertextMetadataVersion: z.union([z.literal(1), z.literal(2)]).default(2),
       })
       .strict(),
     server: z

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { HsmOptions, HsmNodeOptions } from '../options.js';
 import { HsmError } from '../errors.js';
 import { LogLimiter } from './log-limiter.js';
+import { takePinVariables } from './pin-env.js';
 import { NodeCallError, NodeClient, type CallFailure } from './node-client.js';
 import { NodeHealthTracker } from './node-health.js';
 import type { NodeCall, OpName, OpResults } from '../protocol.js';
@@ -58,8 +59,10 @@ class Cluster implements HsmCluster {
     private readonly hsm: HsmOptions,
     private readonly logger?: Logger,
   ) {
+    // Before any process starts: each node gets its own PIN variable only (pin-env.ts).
+    const pins = takePinVariables(hsm.nodes);
     this.nodes = hsm.nodes.map((cfg) => {
-      const client = new NodeClient(cfg, { healthKeyLabel: hsm.healthKeyLabel, callTimeoutMs: hsm.callTimeoutMs, hangKillAfterMs: hsm.hangKillAfterMs, logger });
+      const client = new NodeClient(cfg, { healthKeyLabel: hsm.healthKeyLabel, callTimeoutMs: hsm.callTimeoutMs, hangKillAfterMs: hsm.hangKillAfterMs, pin: pins.get(cfg.id), logger });
       const node: Node = {
         client,
         cfg,
