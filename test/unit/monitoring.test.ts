@@ -21,7 +21,7 @@ async function exported(): Promise<Set<string>> {
   for (const metric of await m.registry.getMetricsAsJSON()) {
     names.add(metric.name);
     // Histograms are queried through their series.
-    if (metric.type === ('histogram' as typeof metric.type)) for (const s of ['_bucket', '_count', '_sum']) names.add(metric.name + s);
+    if (String(metric.type) === 'histogram') for (const s of ['_bucket', '_count', '_sum']) names.add(metric.name + s);
   }
   return names;
 }
