@@ -1,7 +1,7 @@
 // Assemble the running appliance from one loaded configuration: certificate check, key stores,
 // HSM cluster, API listener, load-balancer health, metrics. Start-up failures are one clear line
 // (ServiceError); nothing is left running after a failed start.
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { checkServerCertificate } from './certs/check.js';
 import { ConfigError, loadCredentials, type LoadedConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
@@ -67,11 +67,25 @@ export function buildKeyStores(config: Config): KeyStore[] {
   return config.keyStores.map((s, i) => buildKeyStore(s, loadCredentials(s.credentialsFile, `keyStores[${i}].credentialsFile`)));
 }
 
+/** Each credential set's creation time: createdAt when the file says, else the file's last change. */
+function credentialTimes(config: Config): Array<{ store: string; accessKeyId: string; createdAtMs: number }> {
+  return config.keyStores.flatMap((s, i) => {
+    const changed = statSync(s.credentialsFile).mtimeMs;
+    return loadCredentials(s.credentialsFile, `keyStores[${i}].credentialsFile`).map((c) => ({
+      store: s.name,
+      accessKeyId: c.accessKeyId,
+      createdAtMs: c.createdAt ? Date.parse(c.createdAt) : changed,
+    }));
+  });
+}
+
 export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts: { extraRoots?: string[] } = {}): Promise<Appliance> {
   const { config } = loaded;
   const metrics = new Metrics();
   metrics.certificateDaysToExpire.set(checkCertificate(config, logger, opts.extraRoots));
   const stores = buildKeyStores(config);
+  let credentials = credentialTimes(config);
+  metrics.watchCredentials(() => credentials);
   const hsm = createHsmCluster(config.hsm, logger.child({ component: 'hsm' }));
   hsm.onChange((nodes) => metrics.nodes(nodes));
   const closers: Array<() => Promise<void>> = [() => hsm.close()];
@@ -80,6 +94,7 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
   };
   try {
     await hsm.start();
+    metrics.watchHsm(hsm);
     const audit: AuditLog | undefined = config.audit
       ? openAuditLog({
           ...config.audit,
@@ -156,6 +171,7 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
           throw new ConfigError(`server.tls: the new certificate and key cannot be loaded (${(err as Error).message}); the running ones stay`);
         }
         router.replace(next.map((store) => ({ uriPath: store.uriPath, store })));
+        credentials = credentialTimes(config);
         metrics.certificateDaysToExpire.set(daysToExpire);
         logger.info({ daysToExpire, stores: next.length }, 'reloaded certificate, key and credentials');
         recordAdmin({ action: 'reload', ...by, details: { daysToExpire, stores: next.length } });
