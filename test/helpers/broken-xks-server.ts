@@ -34,6 +34,8 @@ export const BROKEN_RULES = {
   noEncryptUsageCheck: 'K3',
   /** xksProxyFleetSize is a string. */
   badHealthShape: 'H2',
+  /** The served chain holds, after the server certificate, a CA certificate that did not issue it. */
+  chainBroken: 'T4',
   /** An oversized body: the connection is dropped without an answer. */
   bodyCapReset: 'T13',
 } as const;
@@ -64,20 +66,27 @@ const SECRET = randomBytes(32).toString('base64');
 const BODY_CAP = 64 * 1024;
 const METADATA = Buffer.from([1]);
 
-let pki: { caPem: string; certPem: string; keyPem: string } | undefined;
+let pki: { caPem: string; certPem: string; keyPem: string; unrelatedCaPem: string } | undefined;
 function testPki() {
   if (!pki) {
     const ca = createCa('Broken XKS Test CA');
     const leaf = issueServerCert(ca, { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
-    pki = { caPem: ca.certPem, certPem: leaf.certPem, keyPem: leaf.keyPem };
+    pki = { caPem: ca.certPem, certPem: leaf.certPem, keyPem: leaf.keyPem, unrelatedCaPem: createCa('Unrelated Test CA').certPem };
   }
   return pki;
 }
 
 const invalid = (m: string) => new XksError('ValidationException', m);
 
-export async function startBrokenXks(broken: readonly Broken[] = []): Promise<BrokenXks> {
+export interface BrokenOptions {
+  /** Answer this many requests 503 DependencyTimeoutException first, as a busy proxy may: not a
+   *  broken rule (KMS retries), so the probe retries too and says so. */
+  busyFirst?: number;
+}
+
+export async function startBrokenXks(broken: readonly Broken[] = [], opts: BrokenOptions = {}): Promise<BrokenXks> {
   const is = (flag: Broken) => broken.includes(flag);
+  let busy = opts.busyFirst ?? 0;
   const keys = new Map<string, Key>([
     ['ed-key', { material: randomBytes(32), usage: ['ENCRYPT', 'DECRYPT'], enabled: true }],
     ['eo-key', { material: randomBytes(32), usage: ['ENCRYPT'], enabled: true }],
@@ -202,6 +211,10 @@ export async function startBrokenXks(broken: readonly Broken[] = []): Promise<Br
       return;
     }
     const body = Buffer.concat(chunks);
+    if (busy > 0) {
+      busy--;
+      throw new XksError('DependencyTimeoutException', 'busy');
+    }
     // The cap comes first: the signature covers the whole body, which is not kept above it.
     if (size > BODY_CAP) {
       if (is('bodyCapReset')) return void req.socket.destroy();
@@ -219,8 +232,8 @@ export async function startBrokenXks(broken: readonly Broken[] = []): Promise<Br
     send(res, 200, m[1] ? ops.health(json) : ops[m[3] as 'metadata' | 'encrypt' | 'decrypt'](json, m[2]!));
   };
 
-  const { certPem, keyPem, caPem } = testPki();
-  const server = https.createServer({ cert: certPem, key: keyPem, minVersion: 'TLSv1.2' }, (req, res) => {
+  const { certPem, keyPem, caPem, unrelatedCaPem } = testPki();
+  const server = https.createServer({ cert: is('chainBroken') ? certPem + unrelatedCaPem : certPem, key: keyPem, minVersion: 'TLSv1.2' }, (req, res) => {
     handle(req, res).catch((err: unknown) => sendError(res, err instanceof XksError ? err : new XksError('InternalException', 'internal error')));
   });
   const port = await freePorts(1);
