@@ -129,8 +129,8 @@ export const BREAKAGES: Breakage[] = [
     name: 'duplicate-labels-accepted',
     claim: 'Keys: one HSM label, one key',
     file: 'appliance/config/load.ts',
-    find: '  checkKeyLabels(config);\n',
-    replace: '',
+    find: '  checkKeyLabels(config);',
+    replace: '  if (config.keyStores.length < 0) checkKeyLabels(config);',
     tests: ['test/unit/config-security.test.ts'],
   },
   {
