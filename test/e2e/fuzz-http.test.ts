@@ -12,8 +12,8 @@ import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { loadConfig } from '../../appliance/config/load.js';
 import { removeDir, startDemo, type RunningDemo } from '../helpers/demo.js';
-import { buildCase, demoTarget, FastSigner, FuzzTally, mutatorsByLayer, runCases, type FuzzTarget } from '../helpers/fuzz.js';
-import { signXksRequest } from '../helpers/sign.js';
+import { buildCase, demoTarget, FuzzTally, mutatorsByLayer, runCases, type FuzzTarget } from '../helpers/fuzz/index.js';
+import { FastSigner, signXksRequest } from '../helpers/sign.js';
 import { b64, meta, XksClient } from '../helpers/xks-client.js';
 
 const SEED = Number(process.env['XKS_FUZZ_SEED'] ?? 0x0f0221);
