@@ -29,6 +29,7 @@ export function buildCase(t: FuzzTarget, seed: number, index: number, signer: Fa
     bytes: undefined,
     sign: { with: t.primary, region: t.region, date: t.date, extraSigned: [] },
     last: false,
+    authBroken: false,
   };
   const chosen: Mutator[] = [];
   for (let n = r.weighted(MUTATION_COUNT); n > 0; n--) chosen.push(r.weighted(MUTATOR_WEIGHTS));
@@ -48,6 +49,7 @@ export function buildCase(t: FuzzTarget, seed: number, index: number, signer: Fa
   }
   d.headers.push(['Content-Length', String(d.body.length)]);
   run('auth');
+  run('tamper');
   run('header');
   run('framing');
   d.bytes = serialize(d);
@@ -56,6 +58,7 @@ export function buildCase(t: FuzzTarget, seed: number, index: number, signer: Fa
     index,
     bytes: d.bytes,
     last: d.last,
+    authBroken: d.authBroken,
     method: d.bytes.subarray(0, Math.max(0, d.bytes.indexOf(0x20))).toString('latin1'),
     api,
     mutators: chosen.map((m) => m.name),

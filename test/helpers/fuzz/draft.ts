@@ -1,8 +1,8 @@
 // The request as it is being built (a draft the mutators change, layer by layer).
 import type { Credential, Api } from './target.js';
 
-export type Layer = 'json' | 'body' | 'line' | 'sign' | 'auth' | 'header' | 'framing' | 'raw';
-export const LAYER_ORDER: readonly Layer[] = ['json', 'body', 'line', 'sign', 'auth', 'header', 'framing', 'raw'];
+export type Layer = 'json' | 'body' | 'line' | 'sign' | 'auth' | 'tamper' | 'header' | 'framing' | 'raw';
+export const LAYER_ORDER: readonly Layer[] = ['json', 'body', 'line', 'sign', 'auth', 'tamper', 'header', 'framing', 'raw'];
 
 export interface Draft {
   api: Api;
@@ -24,12 +24,21 @@ export interface Draft {
    * so the server sees the end and must answer or close, and the connection is not reused.
    */
   last: boolean;
+  /**
+   * The request cannot authenticate: it was signed with a wrong secret, scope or date, its
+   * signature or Authorization was broken, or its bytes were changed after signing. Set only
+   * where that is certain, so a 200 (or any answer only an authenticated request can get) for
+   * it is a SigV4 bypass, not a difference of reading.
+   */
+  authBroken: boolean;
 }
 
 export interface FuzzCase {
   index: number;
   bytes: Buffer;
   last: boolean;
+  /** See Draft.authBroken: no answer past authentication is allowed. */
+  authBroken: boolean;
   /** The request line's method as written: HEAD replies carry no body. */
   method: string;
   api: Api;

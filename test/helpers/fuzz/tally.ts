@@ -19,6 +19,10 @@ export function operationOf(bytes: Buffer): string | undefined {
   return /\/(health|metadata|encrypt|decrypt)$/.exec(target)?.[1];
 }
 
+/** Answers only an authenticated request can get (spec §7: after SigV4 come the key, policy,
+ *  usage and crypto); a 200 of an XKS API too. The load-balancer check needs no signature. */
+const PAST_AUTHENTICATION = /^(200 (?!healthz)|\d+ (KeyNotFoundException|InvalidStateException|InvalidKeyUsageException|AccessDeniedException|InvalidCiphertextException)$)/;
+
 export class FuzzTally {
   readonly labels = new Map<string, number>();
   readonly outcomes: Record<Outcome, number> = { reply: 0, closed: 0, hang: 0 };
@@ -30,12 +34,15 @@ export class FuzzTally {
   /** Cases whose bytes drew more than one final response (a second request in the payload). */
   multiResponse = 0;
   replies = 0;
+  /** Cases that cannot authenticate (FuzzCase.authBroken). */
+  authBroken = 0;
 
   constructor(private readonly examplesPerLabel = 3) {}
 
   record(ex: Exchange): void {
     this.cases++;
     this.outcomes[ex.outcome]++;
+    if (ex.fuzzCase.authBroken) this.authBroken++;
     if (ex.stalled) {
       this.stalls++;
       this.problem(ex.fuzzCase, 'stalled', 'no reply until the client half-closed, though it had sent the whole request');
@@ -50,6 +57,9 @@ export class FuzzTally {
       this.labels.set(label, (this.labels.get(label) ?? 0) + 1);
       if (problem) this.problem(ex.fuzzCase, label, problem);
       // A success must answer the operation its request line names.
+      if (finals === 1 && ex.fuzzCase.authBroken && PAST_AUTHENTICATION.test(label)) {
+        this.problem(ex.fuzzCase, 'authenticated', `${label} for a request that cannot authenticate (SigV4 bypass)`);
+      }
       const named = finals === 1 && label.startsWith('200 ') && !head ? operationOf(ex.fuzzCase.bytes) : undefined;
       if (named && label !== `200 ${named}`) this.problem(ex.fuzzCase, label, `a 200 of another operation than the request line's ${named}`);
       if (named === 'decrypt' && label === '200 decrypt' && ex.fuzzCase.plaintext !== undefined) {
@@ -58,6 +68,11 @@ export class FuzzTally {
       }
     }
     if (finals > 1) this.multiResponse++;
+    // A close without a word is allowed only where the bytes may not frame one request (the
+    // client half-closed mid-request); anything else the server could parse gets a JSON answer.
+    if (ex.outcome === 'closed' && !ex.fuzzCase.last && !ex.stalled) {
+      this.problem(ex.fuzzCase, 'closed', 'connection closed without a reply to a request that was whole');
+    }
     if (ex.outcome === 'hang') this.problem(ex.fuzzCase, 'hang', 'no reply and no close after the half-close');
   }
 

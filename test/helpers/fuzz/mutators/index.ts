@@ -8,9 +8,10 @@ import { JSON_MUTATORS } from './json.js';
 import { LINE_MUTATORS } from './line.js';
 import { RAW_MUTATORS } from './raw.js';
 import { SIGN_MUTATORS } from './sign.js';
+import { TAMPER_MUTATORS } from './tamper.js';
 import type { Mutator } from './util.js';
 
-export const MUTATORS: readonly Mutator[] = [...JSON_MUTATORS, ...BODY_MUTATORS, ...LINE_MUTATORS, ...SIGN_MUTATORS, ...AUTH_MUTATORS, ...HEADER_MUTATORS, ...FRAMING_MUTATORS, ...RAW_MUTATORS];
+export const MUTATORS: readonly Mutator[] = [...JSON_MUTATORS, ...BODY_MUTATORS, ...LINE_MUTATORS, ...SIGN_MUTATORS, ...AUTH_MUTATORS, ...TAMPER_MUTATORS, ...HEADER_MUTATORS, ...FRAMING_MUTATORS, ...RAW_MUTATORS];
 
 export const MUTATOR_WEIGHTS = MUTATORS.map((m) => [m, m.weight] as const);
 
