@@ -37,6 +37,11 @@ export interface Appliance {
   reload(by?: Operator): { daysToExpire: number; stores: number };
   /** Record an administrative action in the audit trail (no-op without one); throws when it cannot be written. */
   audit(action: AdminAction): void;
+  /**
+   * Graceful stop, first half (SIGTERM): tell the load balancers, keep answering, end every
+   * connection between requests (server.drain); resolves when none is left or at the timeout.
+   */
+  drain(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -90,6 +95,8 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
     const recordAdmin = (action: AdminAction) => audit?.admin(action);
 
     let draining = false;
+    // A graceful stop is under way (SIGTERM): draining, and it will not end.
+    let stopping = false;
     const setDraining = (d: boolean, by: Operator = { operator: 'unknown' }) => {
       recordAdmin({ action: d ? 'drain' : 'undrain', ...by });
       draining = d;
@@ -178,7 +185,7 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
     if (httpPort) await sideListen('health.httpPort', httpPort, () => startHealthHttp(config.server.host, httpPort, config.health.path, health));
     if (agentPort) await sideListen('health.agentPort', agentPort, () => startAgentCheck(config.server.host, agentPort, health));
     const control = await startControlServer(controlSocketPath(loaded.file), {
-      status: () => ({ api, draining, health: health(), agent: agentReply(health()).trim(), nodes: hsm.status(), audit: audit ? { file: config.audit?.file, head: audit.head() } : undefined }),
+      status: () => ({ api, draining, stopping, health: health(), agent: agentReply(health()).trim(), nodes: hsm.status(), audit: audit ? { file: config.audit?.file, head: audit.head() } : undefined }),
       setDraining,
       reload,
       audit: recordAdmin,
@@ -188,6 +195,15 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
       },
     });
     closers.push(() => control.close());
+    const drain = async () => {
+      stopping = true;
+      setDraining(true);
+      const { noticeMs, timeoutMs } = config.server.drain;
+      logger.info({ noticeMs, timeoutMs }, 'stopping gracefully: each connection ends after its next answer');
+      const { left, ms } = await listener.drain({ noticeMs, timeoutMs });
+      if (left > 0) logger.warn({ left, ms }, 'drain timeout passed: closing the connections left');
+      else logger.info({ ms }, 'drained: no connection left');
+    };
     logger.info({ address: api.address, port: api.port, stores: stores.map((s) => s.uriPath), agent: agentReply(health()).trim() }, 'xks proxy ready');
     return {
       config,
@@ -198,6 +214,7 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
       setDraining,
       reload,
       audit: recordAdmin,
+      drain,
       close: closeAll,
     };
   } catch (err) {
