@@ -7,6 +7,7 @@ import { ConfigError, loadCredentials, type LoadedConfig } from './config/load.j
 import type { Config } from './config/schema.js';
 import { controlSocketPath, startControlServer } from './control/server.js';
 import type { Logger } from './logging.js';
+import { registerBuildInfo } from './fleet/info.js';
 import { createApiListener, type ApiListener } from '../gateway/listener.js';
 import { CidrList } from '../xks/cidr-list.js';
 import { agentReply, healthCheckBody, startAgentCheck, startHealthHttp, startMetricsHttp, type InstanceHealth, type SideAllow, type SideServer } from '../gateway/health.js';
@@ -75,6 +76,7 @@ export function buildKeyStores(config: Config): KeyStore[] {
 export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts: { extraRoots?: string[] } = {}): Promise<Appliance> {
   const { config } = loaded;
   const metrics = new Metrics();
+  registerBuildInfo(metrics.registry, config);
   metrics.certificateDaysToExpire.set(checkCertificate(config, logger, opts.extraRoots));
   const stores = buildKeyStores(config);
   const hsm = createHsmCluster(config.hsm, logger.child({ component: 'hsm' }));

@@ -6,6 +6,7 @@ import { register as registerAudit } from './audit.js';
 import { register as registerConfigTools } from './config-tools.js';
 import { register as registerControl } from './control.js';
 import { register as registerDemo } from './demo.js';
+import { register as registerFleet } from './fleet.js';
 import { register as registerHaproxy } from './haproxy.js';
 import { register as registerServe } from './serve.js';
 
@@ -18,6 +19,7 @@ export async function main(argv: string[]): Promise<void> {
     .exitOverride();
   registerServe(program);
   registerDemo(program);
+  registerFleet(program);
   registerControl(program);
   registerConfigTools(program);
   registerHaproxy(program);

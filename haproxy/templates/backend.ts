@@ -48,6 +48,9 @@ export function backendSection(o: HaproxyRenderOptions, b: HaproxyBackend): stri
       tlsCheck(o, host),
       timing(o),
       'on-marked-down shutdown-sessions',
+      // The agent answers a weight in percent of this (fewer HSM nodes ACTIVE: less traffic); on
+      // HAProxy's default weight 1 any answer below 100% would round down to 0, a silent drain.
+      'weight 100',
       // Health checks then start with a PROXY v2 LOCAL header, as the Node listener expects.
       o.sendProxy && 'send-proxy-v2',
     ]

@@ -24,6 +24,8 @@ export interface LoadOptions {
   endpoint?: string;
   /** Called with the elapsed ms on every scheduling tick, to inject faults at chosen times. */
   onTick?: (elapsedMs: number) => void;
+  /** Stop sending before durationMs once this returns true (checked every tick). */
+  stopWhen?: () => boolean;
   /** What to send (default: one signed Encrypt with CDIV); benchmarks send other requests too. */
   request?: { url: string; headers: Record<string, string>; body: string };
 }
@@ -114,7 +116,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
         inFlight++;
         pending.push(one());
       }
-      if (sent >= total || elapsed > opts.durationMs + 5000) return resolve();
+      if (sent >= total || elapsed > opts.durationMs + 5000 || opts.stopWhen?.()) return resolve();
       setTimeout(tick, 2);
     };
     tick();
