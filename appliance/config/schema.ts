@@ -112,6 +112,10 @@ const tls = z
     certFile: z.string().min(1, 'the PEM chain: server certificate first, then intermediates'),
     keyFile: z.string().min(1, 'the PEM private key of the server certificate (mode 0600)'),
     minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+    // Staging before the public certificate arrives: PEM roots (an internal CA) accepted as the end
+    // of the chain in production mode too. KMS does NOT accept them: doctor, status and the log say
+    // so for as long as the served chain ends at one.
+    stagingRoots: z.array(z.string().min(1, 'a PEM file holding the staging root CA certificate')).optional(),
     clientAuth: z
       .object({
         caFile: z.string().min(1),
@@ -161,6 +165,9 @@ export const configSchema = z
           .array(z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, 'an AWS region such as us-east-1'))
           .min(1, 'list at least one AWS region KMS calls from, such as us-east-1')
           .default(['us-east-1']),
+        // New ciphertexts: 2 binds the external key id into the HSM AAD; both always decrypt. Keep
+        // 1 while a fleet is upgraded from a build that cannot decrypt 2, then switch.
+        ciphertextMetadataVersion: z.union([z.literal(1), z.literal(2)]).default(2),
       })
       .strict(),
     server: z
@@ -238,6 +245,9 @@ export const configSchema = z
       })
       .strict()
       .optional(),
+    // The operator's control socket; default <config dir>/xks-control/<config name>.sock. Under
+    // systemd: /run/xks/<instance>/control.sock (the unit's RuntimeDirectory).
+    control: z.object({ socket: z.string().min(1).optional() }).strict().optional(),
     hsm: z
       .object({
         vendor: z.string().min(1).default('PKCS#11'),
@@ -279,6 +289,8 @@ export const credentialsFileSchema = z
             secretAccessKey: z
               .string()
               .regex(/^[A-Za-z0-9+/=]{43,64}$/, 'the secret must be 43-64 characters of A-Z a-z 0-9 + / = (e.g. openssl rand -base64 32)'),
+            // Optional: when the set was made, for the credential-age metric (else the file's mtime).
+            createdAt: z.string().datetime({ offset: true, message: 'createdAt must be an ISO 8601 time, e.g. 2026-01-31T12:00:00Z' }).optional(),
           })
           .strict(),
       )

@@ -3,21 +3,11 @@
 // digest of the configuration every instance must share (key stores, HSM nodes, fleet, proxy
 // identity; not ports, files or logging, which may differ per instance).
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { Gauge, type Registry } from 'prom-client';
-import { packageRoot } from '../../xks/hsm/package-root.js';
 import type { Config } from '../config/schema.js';
+import { applianceVersion } from '../version.js';
 
 export const BUILD_INFO_METRIC = 'xks_proxy_build_info';
-
-export function appVersion(): string {
-  try {
-    return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version?: string }).version ?? 'unknown';
-  } catch {
-    return 'unknown';
-  }
-}
 
 /** 12 hex digits of SHA-256 over the settings the fleet must agree on. */
 export function sharedConfigDigest(config: Config): string {
@@ -32,5 +22,5 @@ export function registerBuildInfo(registry: Registry, config: Config): void {
     labelNames: ['version', 'config_digest'],
     registers: [registry],
   });
-  info.set({ version: appVersion(), config_digest: sharedConfigDigest(config) }, 1);
+  info.set({ version: applianceVersion(), config_digest: sharedConfigDigest(config) }, 1);
 }

@@ -5,15 +5,19 @@
 import { KeyMissingError, NodeService, FatalInitError } from './node-service.js';
 import { Pkcs11CallError } from './pkcs11.js';
 import type { CallReply, CallRequest, ChildMessage, InitMessage, WireError } from '../protocol.js';
+import { decodeCalls, encodeReply, FrameBatch, isFrames } from '../wire.js';
 import { ExpiredError } from './session-pool.js';
 
 let service: NodeService | undefined;
 let nodeId = 'unknown';
 
-function send(msg: ChildMessage, then?: () => void): void {
+function send(msg: ChildMessage | Buffer, then?: () => void): void {
   if (!process.connected) return;
   process.send!(msg, undefined, undefined, () => then?.());
 }
+
+/** Replies of this event-loop turn, sent as one message. */
+const outbox = new FrameBatch(send);
 
 async function init(msg: InitMessage): Promise<void> {
   nodeId = msg.node.id;
@@ -24,7 +28,7 @@ async function init(msg: InitMessage): Promise<void> {
     const reason = err instanceof FatalInitError ? err.message : `start-up failed (${err instanceof Error ? err.message : String(err)})`;
     // One line, whatever the module put in its message.
     const line = `HSM node ${nodeId}: ${reason}`.replace(/\s+/g, ' ');
-    send({ t: 'fatal', message: line }, () => process.exit(1));
+    send({ t: 'fatal', message: line, kind: err instanceof FatalInitError ? err.kind : 'config' }, () => process.exit(1));
   }
 }
 
@@ -39,8 +43,9 @@ async function handle(req: CallRequest): Promise<void> {
     if (err instanceof ExpiredError) return;
     reply = { t: 'res', id: req.id, ok: false, error: toWire(err) };
   }
+  outbox.push(encodeReply(req.call.op, reply));
   // Freezing blocks the event loop the way SIGSTOP would; acknowledge the request first.
-  send(reply, service.currentFault.kind === 'freeze' ? freeze : undefined);
+  if (service.currentFault.kind === 'freeze') outbox.flush(freeze);
 }
 
 function toWire(err: unknown): WireError {
@@ -57,10 +62,15 @@ function freeze(): never {
   process.exit(1);
 }
 
-process.on('message', (msg: InitMessage | CallRequest) => {
-  if (msg.t === 'req') void handle(msg);
+process.on('message', (msg: InitMessage | Uint8Array) => {
+  if (isFrames(msg)) for (const req of decodeCalls(msg)) void handle(req);
   else if (msg.t === 'init' && !service) void init(msg);
 });
+
+// The parent ends this process (IPC disconnect, or SIGKILL when frozen). A Ctrl-C or a SIGTERM to the
+// whole process group must not end it first: the parent would log a lost node during a clean stop.
+process.on('SIGINT', () => undefined);
+process.on('SIGTERM', () => undefined);
 
 // The parent is gone or closing us: release the sessions and leave.
 process.on('disconnect', () => {

@@ -5,12 +5,13 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { HsmOptions, HsmNodeOptions } from '../options.js';
-import { HsmError } from '../errors.js';
+import { HsmError, HsmStartError } from '../errors.js';
 import { LogLimiter } from './log-limiter.js';
+import { takePinVariables } from './pin-env.js';
 import { NodeCallError, NodeClient, type CallFailure } from './node-client.js';
 import { NodeHealthTracker } from './node-health.js';
 import type { NodeCall, OpName, OpResults } from '../protocol.js';
-import type { DecryptInput, DecryptOutput, EncryptInput, EncryptOutput, Fault, HsmCluster, KeyInfo, NodeHealth, NodeStatus } from '../types.js';
+import type { DecryptInput, DecryptOutput, EncryptInput, EncryptOutput, Fault, HsmCluster, HsmEvent, KeyInfo, NodeHealth, NodeStatus } from '../types.js';
 
 /** Calls in flight per node before new requests are refused (429) rather than queued. */
 const IN_FLIGHT_PER_SESSION = 8;
@@ -36,6 +37,7 @@ interface Node {
   tracker: NodeHealthTracker;
   maxInFlight: number;
   calls: number;
+  restarts: number;
   lastProbeAt: number | undefined;
   probeTimer: NodeJS.Timeout | undefined;
 }
@@ -47,6 +49,7 @@ export function createHsmCluster(hsm: HsmOptions, logger?: Logger): HsmCluster {
 class Cluster implements HsmCluster {
   private readonly nodes: Node[];
   private readonly listeners: Array<(nodes: NodeStatus[]) => void> = [];
+  private readonly eventListeners: Array<(event: HsmEvent) => void> = [];
   private readonly limiter = new LogLimiter();
   private rr = 0;
   private started = false;
@@ -56,14 +59,17 @@ class Cluster implements HsmCluster {
     private readonly hsm: HsmOptions,
     private readonly logger?: Logger,
   ) {
+    // Before any process starts: each node gets its own PIN variable only (pin-env.ts).
+    const pins = takePinVariables(hsm.nodes);
     this.nodes = hsm.nodes.map((cfg) => {
-      const client = new NodeClient(cfg, { healthKeyLabel: hsm.healthKeyLabel, callTimeoutMs: hsm.callTimeoutMs, hangKillAfterMs: hsm.hangKillAfterMs, logger });
+      const client = new NodeClient(cfg, { healthKeyLabel: hsm.healthKeyLabel, callTimeoutMs: hsm.callTimeoutMs, hangKillAfterMs: hsm.hangKillAfterMs, pin: pins.get(cfg.id), logger });
       const node: Node = {
         client,
         cfg,
         tracker: new NodeHealthTracker(),
         maxInFlight: Math.max(MIN_IN_FLIGHT, cfg.sessions * IN_FLIGHT_PER_SESSION),
         calls: 0,
+        restarts: 0,
         lastProbeAt: undefined,
         probeTimer: undefined,
       };
@@ -114,11 +120,22 @@ class Cluster implements HsmCluster {
       pid: n.client.pid,
       lastProbeAt: n.lastProbeAt,
       calls: n.calls,
+      inFlight: n.client.inFlight,
+      sessions: n.cfg.sessions,
+      restarts: n.restarts,
     }));
   }
 
   onChange(listener: (nodes: NodeStatus[]) => void): void {
     this.listeners.push(listener);
+  }
+
+  onEvent(listener: (event: HsmEvent) => void): void {
+    this.eventListeners.push(listener);
+  }
+
+  private emit(event: HsmEvent): void {
+    for (const listener of this.eventListeners) listener(event);
   }
 
   async injectFault(nodeId: string, fault: Fault): Promise<void> {
@@ -141,6 +158,7 @@ class Cluster implements HsmCluster {
     const end = Math.min(deadline, performance.now() + this.hsm.requestBudgetMs);
     const tried = new Set<Node>();
     let last: NodeCallError | undefined;
+    let previous: Node | undefined;
     for (let attempt = 0; attempt <= this.nodes.length; attempt++) {
       const remaining = end - performance.now();
       if (remaining < MIN_CALL_MS) break;
@@ -150,16 +168,21 @@ class Cluster implements HsmCluster {
         throw new HsmError('ThrottlingException', 'The HSM cluster is at capacity');
       }
       if (!choice) break;
+      if (previous && previous !== choice) this.emit({ kind: 'failover', node: previous.cfg.id });
       tried.add(choice);
       choice.calls++;
+      const t0 = performance.now();
       try {
         const value = await choice.client.call(call, Math.min(this.hsm.callTimeoutMs, remaining));
+        this.emit({ kind: 'call', node: choice.cfg.id, op: call.op, ms: performance.now() - t0, outcome: 'ok' });
         this.live(choice, 'ok');
         return { value, node: choice.cfg.id };
       } catch (err) {
         last = err instanceof NodeCallError ? err : new NodeCallError('internal', String(err));
+        this.emit({ kind: 'call', node: choice.cfg.id, op: call.op, ms: performance.now() - t0, outcome: last.kind });
         if (FINAL.has(last.kind)) throw answer(last);
         this.onFailure(choice, call.op, last);
+        previous = choice;
       }
     }
     throw exhausted(last);
@@ -214,7 +237,7 @@ class Cluster implements HsmCluster {
       await node.client.call({ op: 'probe' }, START_PROBE_MS);
     } catch (err) {
       const why = err instanceof NodeCallError ? (err.ckr ?? err.kind) : String(err);
-      throw new Error(`HSM node ${node.cfg.id}: the first health probe failed (${why}); check the node's module and health-check key`);
+      throw new HsmStartError(`HSM node ${node.cfg.id}: the first health probe failed (${why}); check the node's module and health-check key`, 'config');
     }
     node.lastProbeAt = Date.now();
     node.tracker.admit();
@@ -249,6 +272,8 @@ class Cluster implements HsmCluster {
 
   private onUp(node: Node): void {
     if (!this.started) return;
+    node.restarts++;
+    this.emit({ kind: 'restart', node: node.cfg.id });
     this.logger?.info({ node: node.cfg.id, pid: node.client.pid }, 'HSM node process ready');
     this.scheduleProbe(node, 0);
     this.notify();

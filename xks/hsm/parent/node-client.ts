@@ -1,15 +1,21 @@
 // The parent's handle on one HSM node process: spawn it, talk to it over IPC with per-call
 // deadlines, and supervise it. A process that dies is restarted with back-off; one that stops
 // answering (missed deadlines with no answer in between) is killed with SIGKILL and restarted.
-import { fork, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { HsmNodeOptions } from '../options.js';
 import { LogLimiter } from './log-limiter.js';
+import type { PinVariable } from './pin-env.js';
 import { compiledEntry } from '../package-root.js';
-import type { CallRequest, ChildMessage, InitMessage, NodeCall, OpName, OpResults, WireErrorClass } from '../protocol.js';
+import { HsmStartError, type StartFailureKind } from '../errors.js';
+import type { CallReply, ChildMessage, InitMessage, NodeCall, OpName, OpResults, WireErrorClass } from '../protocol.js';
+import { decodeReplies, encodeCall, FrameBatch, isFrames } from '../wire.js';
 
 export type CallFailure = WireErrorClass | 'timeout' | 'down';
+
+/** Profiling flags carry over, so one `node --cpu-prof` profiles every process. */
+const PROFILING_FLAGS = process.execArgv.filter((a) => a.startsWith('--cpu-prof'));
 
 export class NodeCallError extends Error {
   constructor(
@@ -35,6 +41,8 @@ export interface NodeClientOptions {
   /** A process that was up this long before dying restarts after backoffMinMs again. */
   stableMs?: number;
   startTimeoutMs?: number;
+  /** This node's own PIN variable (pin.env), put into its process's environment only. */
+  pin?: PinVariable | undefined;
   logger?: Logger | undefined;
 }
 
@@ -62,8 +70,14 @@ export class NodeClient extends EventEmitter {
   private nextBackoff: number;
   private restartTimer: NodeJS.Timeout | undefined;
   private firstStart: { resolve: () => void; reject: (err: Error) => void } | undefined;
+  private pinRefused = false;
   private readonly limiter = new LogLimiter();
-  private readonly opts: Required<Omit<NodeClientOptions, 'logger'>> & { logger: Logger | undefined };
+  /** Calls of this event-loop turn, for the current process. */
+  private readonly outbox = new FrameBatch((msg) => {
+    // A send that fails means the channel is closing: the exit handler rejects the calls.
+    if (this.child?.connected) this.child.send(msg);
+  });
+  private readonly opts: Required<Omit<NodeClientOptions, 'logger' | 'pin'>> & { logger: Logger | undefined; pin: PinVariable | undefined };
 
   constructor(
     private readonly cfg: HsmNodeOptions,
@@ -81,6 +95,7 @@ export class NodeClient extends EventEmitter {
       startTimeoutMs: 30_000,
       ...opts,
       logger: opts.logger,
+      pin: opts.pin,
     };
     this.nextBackoff = this.opts.backoffMinMs;
   }
@@ -108,8 +123,7 @@ export class NodeClient extends EventEmitter {
   }
 
   call<K extends OpName>(call: Extract<NodeCall, { op: K }>, timeoutMs: number): Promise<OpResults[K]> {
-    const child = this.child;
-    if (this.state !== 'ready' || !child?.connected) {
+    if (this.state !== 'ready' || !this.child?.connected) {
       return Promise.reject(new NodeCallError('down', `HSM node ${this.id} is not running`));
     }
     const id = this.nextId++;
@@ -118,9 +132,7 @@ export class NodeClient extends EventEmitter {
       // waiting in the channel, and the node should not be blamed for our lateness.
       const timer = setTimeout(() => setImmediate(() => this.onTimeout(id)), timeoutMs);
       this.pending.set(id, { resolve: resolve as (v: never) => void, reject, timer });
-      const req: CallRequest = { t: 'req', id, expiresAt: Date.now() + timeoutMs, call };
-      // A send that fails means the channel is closing: the exit handler rejects the call.
-      child.send(req);
+      this.outbox.push(encodeCall({ t: 'req', id, expiresAt: Date.now() + timeoutMs, call }));
     });
   }
 
@@ -146,20 +158,22 @@ export class NodeClient extends EventEmitter {
 
   private spawn(): void {
     this.state = 'starting';
-    const env = { ...process.env, ...this.cfg.env, UV_THREADPOOL_SIZE: String(Math.max(4, this.cfg.sessions)) };
+    const pin = this.opts.pin ? { [this.opts.pin.name]: this.opts.pin.value } : {};
+    const env = { ...process.env, ...this.cfg.env, ...pin, UV_THREADPOOL_SIZE: String(Math.max(4, this.cfg.sessions)) };
     let child: ChildProcess;
     try {
-      child = fork(compiledEntry('xks/hsm/child/node-main.js'), [], {
+      // fork() by hand: through /bin/sh, which sets a hard core-file limit of 0 and then execs
+      // node, so this PIN-holding process can never leave a core dump (same pid, same IPC).
+      // Not the parent's loader flags (tap's TypeScript hooks): the entry is compiled JavaScript.
+      child = spawn('/bin/sh', ['-c', 'ulimit -H -c 0 && exec "$@"', 'xks-hsm-node', process.execPath, ...PROFILING_FLAGS, compiledEntry('xks/hsm/child/node-main.js')], {
         serialization: 'advanced',
-        // Not the parent's loader flags (tap's TypeScript hooks): the entry is compiled JavaScript.
-        execArgv: [],
         env,
         // Vendor libraries may print to stdout; our stdout is the JSON log.
         stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
       });
     } catch (err) {
       const line = `HSM node ${this.id}: cannot start its process (${err instanceof Error ? err.message : String(err)})`;
-      if (this.firstStart) this.onStartFailure(line);
+      if (this.firstStart) this.onStartFailure(line, 'runtime');
       else {
         this.opts.logger?.error({ node: this.id }, line);
         this.scheduleRestart();
@@ -172,7 +186,11 @@ export class NodeClient extends EventEmitter {
       stderrTail = (stderrTail + chunk.toString('utf8')).slice(-2048);
     });
     const startTimer = setTimeout(() => this.kill(`not ready within ${this.opts.startTimeoutMs} ms`), this.opts.startTimeoutMs);
-    child.on('message', (msg: ChildMessage) => this.onMessage(child, msg, startTimer));
+    child.on('message', (msg: ChildMessage | Uint8Array) => {
+      if (child !== this.child) return;
+      if (isFrames(msg)) for (const reply of decodeReplies(msg)) this.onReply(reply);
+      else this.onMessage(child, msg, startTimer);
+    });
     child.on('error', (err) => {
       this.opts.logger?.debug({ node: this.id, err: err.message }, 'HSM node process error');
       // A process that never started may not emit 'exit'.
@@ -186,20 +204,19 @@ export class NodeClient extends EventEmitter {
     child.send(init);
   }
 
+  private onReply(msg: CallReply): void {
+    const p = this.pending.get(msg.id);
+    // A late answer (its call timed out already) is still a missed deadline.
+    if (!p) return;
+    this.misses = 0;
+    this.lastAnswerAt = Date.now();
+    this.pending.delete(msg.id);
+    clearTimeout(p.timer);
+    if (msg.ok) p.resolve(msg.value as never);
+    else p.reject(new NodeCallError(msg.error.cls, msg.error.message, msg.error.ckr));
+  }
+
   private onMessage(child: ChildProcess, msg: ChildMessage, startTimer: NodeJS.Timeout): void {
-    if (child !== this.child) return;
-    if (msg.t === 'res') {
-      const p = this.pending.get(msg.id);
-      // A late answer (its call timed out already) is still a missed deadline.
-      if (!p) return;
-      this.misses = 0;
-      this.lastAnswerAt = Date.now();
-      this.pending.delete(msg.id);
-      clearTimeout(p.timer);
-      if (msg.ok) p.resolve(msg.value as never);
-      else p.reject(new NodeCallError(msg.error.cls, msg.error.message, msg.error.ckr));
-      return;
-    }
     if (msg.t === 'ready') {
       clearTimeout(startTimer);
       if (this.state === 'closed') return;
@@ -212,8 +229,10 @@ export class NodeClient extends EventEmitter {
       return;
     }
     if (msg.t === 'fatal') {
-      if (this.firstStart) this.onStartFailure(msg.message);
+      if (this.firstStart) this.onStartFailure(msg.message, msg.kind);
       else {
+        // A PIN that stopped working is never tried again by itself: retries can lock the token.
+        if (msg.kind === 'pin') this.pinRefused = true;
         if (this.limiter.allow('fatal') >= 0) this.opts.logger?.error({ node: this.id }, msg.message);
         this.emit('fatal', msg.message);
       }
@@ -235,6 +254,7 @@ export class NodeClient extends EventEmitter {
   private onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null, stderrTail: string): void {
     if (child !== this.child) return;
     this.child = undefined;
+    this.outbox.clear();
     const wasReady = this.state === 'ready';
     for (const [id, p] of this.pending) {
       clearTimeout(p.timer);
@@ -243,12 +263,16 @@ export class NodeClient extends EventEmitter {
     }
     const how = signal ? `signal ${signal}` : `code ${code}`;
     if (this.firstStart) {
-      this.onStartFailure(`HSM node ${this.id}: its process exited during start-up (${how}); check the module and its configuration`);
+      this.onStartFailure(`HSM node ${this.id}: its process exited during start-up (${how}); check the module and its configuration`, 'runtime');
       return;
     }
     if (this.state === 'closed') return;
     this.state = 'down';
     this.emit('down', how);
+    if (this.pinRefused) {
+      this.opts.logger?.error({ node: this.id }, `HSM node ${this.id} is not restarted: its PIN was refused; fix the PIN, then restart the service`);
+      return;
+    }
     if (wasReady && Date.now() - this.readyAt >= this.opts.stableMs) this.nextBackoff = this.opts.backoffMinMs;
     const delay = this.scheduleRestart();
     if (this.limiter.allow('exit') >= 0) {
@@ -269,11 +293,11 @@ export class NodeClient extends EventEmitter {
   }
 
   /** The first start failed: report once, stop supervising, make sure no process is left. */
-  private onStartFailure(line: string): void {
+  private onStartFailure(line: string, kind: StartFailureKind): void {
     const first = this.firstStart;
     this.firstStart = undefined;
     this.state = 'closed';
     this.child?.kill('SIGKILL');
-    first?.reject(new Error(line));
+    first?.reject(new HsmStartError(line, kind));
   }
 }
