@@ -3,7 +3,7 @@
 // (ServiceError); nothing is left running after a failed start.
 import { certificateState, checkConfiguredCertificate, enforceCertificatePolicy, type CertificateState } from './certs/configured.js';
 import { ConfigError, CredentialError, loadCredentials, type LoadedConfig } from './config/load.js';
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import type { Config } from './config/schema.js';
 import { claimControlSocket, ControlError, startControlServer } from './control/server.js';
 import { controlSocketPath } from './control/socket-path.js';
@@ -17,6 +17,7 @@ import { createPipeline } from '../gateway/pipeline.js';
 import { Router } from '../gateway/router.js';
 import type { AdminAction } from '../xks/audit/entry.js';
 import { openAuditLog, type AuditLog } from '../xks/audit/log.js';
+import { createSyslogForwarder, type SyslogForwarder } from '../xks/audit/syslog.js';
 import { canServe } from '../xks/api/health.js';
 import { HsmStartError } from '../xks/hsm/errors.js';
 import { createHsmCluster } from '../xks/hsm/parent/cluster.js';
@@ -77,6 +78,29 @@ export function buildKeyStores(config: Config): { stores: KeyStore[]; counts: nu
   return { stores: config.keyStores.map((s, i) => buildKeyStore(s, creds[i]!)), counts: creds.map((c) => c.length) };
 }
 
+/** Audit forwarding: the collector's trouble is logged (once per outage) and counted, never fatal. */
+function startSyslog(cfg: NonNullable<NonNullable<Config['audit']>['syslog']>, metrics: Metrics, logger: Logger): SyslogForwarder {
+  let failing = false;
+  return createSyslogForwarder(
+    {
+      host: cfg.host,
+      port: cfg.port,
+      tls: cfg.tls ? { ca: cfg.caFile ? readFileSync(cfg.caFile, 'utf8') : undefined } : undefined,
+      appName: cfg.appName,
+      facility: cfg.facility,
+    },
+    {
+      onDropped: (n) => metrics.auditForwardDropped.inc(n),
+      onError(err) {
+        if (failing) return;
+        failing = true;
+        setTimeout(() => (failing = false), 60_000).unref();
+        logger.warn({ host: cfg.host, port: cfg.port, err: (err as NodeJS.ErrnoException).code ?? err.message }, 'audit forwarding to syslog failed; retrying (the audit file keeps every record)');
+      },
+    },
+  );
+}
+
 /** Each credential set's creation time: createdAt when the file says, else the file's last change. */
 function credentialTimes(config: Config): Array<{ store: string; accessKeyId: string; createdAtMs: number }> {
   return config.keyStores.flatMap((s, i) => {
@@ -122,9 +146,13 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
       throw startFailure(err);
     });
     metrics.watchHsm(hsm);
+    const syslog = config.audit?.syslog ? startSyslog(config.audit.syslog, metrics, logger) : undefined;
+    if (syslog) closers.push(() => syslog.close());
     const audit: AuditLog | undefined = config.audit
       ? openAuditLog({
-          ...config.audit,
+          file: config.audit.file,
+          maxBytes: config.audit.maxBytes,
+          ...(syslog ? { onWritten: (lines) => syslog.send(lines) } : {}),
           onWriteError(err) {
             metrics.auditWriteErrors.inc();
             logger.error({ err: (err as NodeJS.ErrnoException).code ?? err.message, file: config.audit?.file }, 'audit write failed: the requests of this write were answered 500');

@@ -242,6 +242,18 @@ export const configSchema = z
         file: z.string().min(1),
         // Size-based rotation by the service itself (FILE -> FILE.<UTC time>); unset: use logrotate.
         maxBytes: z.number().int().min(65_536, 'audit.maxBytes: at least 65536 (64 KiB)').optional(),
+        // Optional forwarding to a syslog collector (RFC 5424 over TCP/TLS); the file stays the record.
+        syslog: z
+          .object({
+            host: z.string().min(1),
+            port: z.number().int().min(1).max(65535),
+            tls: z.boolean().default(true),
+            caFile: z.string().min(1).optional(),
+            appName: z.string().regex(/^[!-~]{1,48}$/, 'printable ASCII without spaces, at most 48 characters').default('xks'),
+            facility: z.number().int().min(0).max(23).default(13),
+          })
+          .strict()
+          .optional(),
       })
       .strict()
       .optional(),
