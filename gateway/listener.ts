@@ -14,6 +14,7 @@ import { startsWithTls } from './first-byte.js';
 import { allowedClientSubjects, clientCaCertificates, clientSubjectAllowed, tlsOptions } from './tls-options.js';
 import { gateClientCertificate } from './client-cert-gate.js';
 import { errorBody, type ErrorName } from '../xks/errors.js';
+import { connectionDrainer, type DrainOptions, type DrainResult } from './drain.js';
 
 export type RejectReason =
   | 'allowlist'
@@ -32,6 +33,8 @@ export interface ListenerEvents {
 
 export interface ApiListener {
   listen(): Promise<{ address: string; port: number }>;
+  /** Graceful stop (gateway/drain.ts): keep answering, end every connection between requests. */
+  drain(opts: DrainOptions): Promise<DrainResult>;
   /** Swap certificate and key without dropping connections. */
   reloadTls(config: GatewayOptions): void;
   close(): Promise<void>;
@@ -269,6 +272,7 @@ export function createApiListener(config: GatewayOptions, handler: RequestListen
 
   // Slots are counted by takeSlot (which can free one); this is only a backstop.
   tcp.maxConnections = s.maxConnections + 64;
+  const drainer = connectionDrainer(server, tcp);
 
   return {
     listen: () =>
@@ -280,6 +284,7 @@ export function createApiListener(config: GatewayOptions, handler: RequestListen
           resolve({ address: a.address, port: a.port });
         });
       }),
+    drain: (opts) => drainer.drain(opts),
     reloadTls(next: GatewayOptions) {
       server.setSecureContext(tlsOptions(next.server.tls));
       clientCas = clientCaCertificates(next.server.tls);
