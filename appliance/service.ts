@@ -8,6 +8,7 @@ import type { Config } from './config/schema.js';
 import { claimControlSocket, ControlError, startControlServer } from './control/server.js';
 import { controlSocketPath } from './control/socket-path.js';
 import type { Logger } from './logging.js';
+import { registerBuildInfo } from './fleet/info.js';
 import { buildStatus, keyStoreStatus } from './status.js';
 import { createApiListener, type ApiListener } from '../gateway/listener.js';
 import { CidrList } from '../xks/cidr-list.js';
@@ -44,6 +45,11 @@ export interface Appliance {
   reload(by?: Operator): { daysToExpire: number; stores: number };
   /** Record an administrative action in the audit trail (no-op without one); throws when it cannot be written. */
   audit(action: AdminAction): void;
+  /**
+   * Graceful stop, first half (SIGTERM): tell the load balancers, keep answering, end every
+   * connection between requests (server.drain); resolves when none is left or at the timeout.
+   */
+  drain(): Promise<void>;
   /** Adds a section to `xks status` (e.g. the kill switch's blocks), computed on each call. */
   addStatusSection(name: string, get: () => unknown): void;
   close(): Promise<void>;
@@ -112,6 +118,7 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
   const controlSocket = controlSocketPath(loaded.file, config.control?.socket);
   await claimControlSocket(controlSocket);
   const metrics = new Metrics();
+  registerBuildInfo(metrics.registry, config);
   let certificate = checkCertificate(config, logger, opts.extraRoots);
   metrics.certificateDaysToExpire.set(certificate.daysToExpire);
   const startedAt = Date.now();
@@ -123,6 +130,9 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
   };
   const stores = buildStores();
   const statusSections = new Map<string, () => unknown>();
+  // A graceful stop is under way (SIGTERM): draining, and it will not end.
+  let stopping = false;
+  statusSections.set('stopping', () => stopping);
   let credentials = credentialTimes(config);
   metrics.watchCredentials(() => credentials);
   const hsm = createHsmCluster(config.hsm, logger.child({ component: 'hsm' }));
@@ -290,6 +300,15 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
       },
     });
     closers.push(() => control.close());
+    const drain = async () => {
+      stopping = true;
+      setDraining(true);
+      const { noticeMs, timeoutMs } = config.server.drain;
+      logger.info({ noticeMs, timeoutMs }, 'stopping gracefully: each connection ends after its next answer');
+      const { left, ms } = await listener.drain({ noticeMs, timeoutMs });
+      if (left > 0) logger.warn({ left, ms }, 'drain timeout passed: closing the connections left');
+      else logger.info({ ms }, 'drained: no connection left');
+    };
     logger.info({ address: api.address, port: api.port, stores: stores.map((s) => s.uriPath), agent: agentReply(health()).trim() }, 'xks proxy ready');
     return {
       config,
@@ -300,6 +319,7 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
       setDraining,
       reload,
       audit: recordAdmin,
+      drain,
       addStatusSection: (name, get) => void statusSections.set(name, get),
       close: closeAll,
     };

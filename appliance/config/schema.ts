@@ -184,6 +184,15 @@ export const configSchema = z
         headersTimeoutMs: ms(1000, 600_000).optional(),
         maxHeaderBytes: z.number().int().min(4096).max(65536).default(16384),
         maxBodyBytes: z.number().int().min(65536).max(1 << 20).default(65536),
+        // SIGTERM: the port stays open and idle connections stay up for noticeMs while the load
+        // balancers learn of the drain (above HAProxy's agent-inter; with NLB targets directly, its
+        // health-check interval x unhealthy threshold); busy connections end after their next answer;
+        // the process exits when none is left, or after timeoutMs.
+        drain: z
+          .object({ noticeMs: ms(0, 600_000).default(5000), timeoutMs: ms(1000, 3_600_000).default(30_000) })
+          .strict()
+          .refine((d) => d.timeoutMs >= d.noticeMs, { message: 'timeoutMs must be at least noticeMs', path: ['timeoutMs'] })
+          .default({ noticeMs: 5000, timeoutMs: 30_000 }),
         maxConnections: z.number().int().min(1).default(10000),
         maxConnectionsPerSource: z.number().int().min(1).default(1000),
         allow: z.array(cidr).default(['0.0.0.0/0', '::/0']),
