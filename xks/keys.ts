@@ -47,11 +47,12 @@ export function effectiveUsage(key: KeyConfig, info: KeyInfo): KeyUsage[] {
 }
 
 /**
- * keyUsage as GetKeyMetadata reports it (K3): the XKS usages above, then what else the object
- * allows (SIGN, VERIFY, WRAP, UNWRAP, DERIVE), so an RSA or HMAC key is described truthfully.
+ * keyUsage as GetKeyMetadata reports it (K3): for an AES key, the XKS usages above; for any other
+ * key (RSA, EC, HMAC), which can do neither, what the object allows instead (SIGN, VERIFY, WRAP,
+ * UNWRAP, DERIVE), so it is described truthfully and never as ENCRYPT/DECRYPT.
  */
 export function reportedUsage(key: KeyConfig, info: KeyInfo): string[] {
-  return [...effectiveUsage(key, info), ...info.otherUsage].slice(0, 10);
+  return isAes(info) ? effectiveUsage(key, info) : info.otherUsage.slice(0, 10);
 }
 
 export function isAes256(info: KeyInfo): boolean {
