@@ -24,6 +24,18 @@ export const LABELS = {
   generic: 'k-generic',
 } as const;
 
+/** The hsm section of the test nodes: short deadlines, quick probes. */
+const HSM_DEFAULTS: Omit<HsmConfig, 'nodes'> = {
+  vendor: 'SoftHSM',
+  callTimeoutMs: 100,
+  requestBudgetMs: 200,
+  probeIntervalMs: 500,
+  hangKillAfterMs: 300,
+  healthKeyLabel: LABELS.health,
+  minNodesAtStart: 1,
+  replication: 'proxy',
+};
+
 export interface TestHsm {
   dir: string;
   hsm: HsmConfig;
@@ -85,18 +97,7 @@ export async function makeTestHsm(opts: TestHsmOptions = {}): Promise<TestHsm> {
         };
       }),
     );
-    const hsm: HsmConfig = {
-      vendor: 'SoftHSM',
-      callTimeoutMs: 100,
-      requestBudgetMs: 200,
-      probeIntervalMs: 500,
-      hangKillAfterMs: 300,
-      healthKeyLabel: LABELS.health,
-      minNodesAtStart: 1,
-      replication: 'proxy',
-      ...opts.hsm,
-      nodes,
-    };
+    const hsm: HsmConfig = { ...HSM_DEFAULTS, ...opts.hsm, nodes };
     return { dir, hsm, material, confs, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
@@ -220,18 +221,7 @@ export async function makeKeyedHsm(
     rmSync(dir, { recursive: true, force: true });
     throw err;
   }
-  const hsm: HsmConfig = {
-    vendor: 'SoftHSM',
-    callTimeoutMs: 100,
-    requestBudgetMs: 200,
-    probeIntervalMs: 300,
-    hangKillAfterMs: 300,
-    healthKeyLabel: LABELS.health,
-    minNodesAtStart: 1,
-    replication: 'proxy',
-    ...opts.hsm,
-    nodes,
-  };
+  const hsm: HsmConfig = { ...HSM_DEFAULTS, probeIntervalMs: 300, ...opts.hsm, nodes };
   const material = Object.fromEntries(perNode.flat().map((k) => [k.label, k.material]));
   return { dir, hsm, material, confs, initToken: provision, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
