@@ -263,7 +263,7 @@ export class NodeClient extends EventEmitter {
     }
     if (kind === 'pin') this.refuse(line);
     if (this.opts.retryStart && kind !== 'pin' && this.state !== 'closed') {
-      this.outbox.clear();
+      this.ipc.detach();
       this.scheduleRestart();
     } else {
       this.state = 'closed';
