@@ -130,6 +130,12 @@ export function createApiListener(config: GatewayOptions, handler: RequestListen
     if (!info || !authenticatedInfo.has(info)) socket.setTimeout(unauthIdleMs);
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => answerClientError(err, socket, inFlight.get(socket)));
+  // CONNECT is taken out of the HTTP parser for tunnelling: without a listener Node drops the
+  // connection without a word. There is no tunnel here: answer it like any other method (T5).
+  server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+    const body = errorBody('MethodNotAllowed', 'Only POST is allowed on XKS API paths');
+    socket.end(`HTTP/1.1 405 Method Not Allowed\r\nContent-Type: application/json\r\nAllow: POST\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  });
   // Node would answer an Expect other than 100-continue with a bare 417.
   server.on('checkExpectation', (_req: IncomingMessage, res: ServerResponse) => {
     const body = errorBody('ValidationException', 'The Expect header is not supported');
