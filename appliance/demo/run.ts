@@ -33,7 +33,7 @@ export function findSoftHsm(): string {
   return found;
 }
 
-/** What demo.json says about one proxy instance (shared/demo-contract.md: instances[]). */
+/** What demo.json says about one proxy instance (docs/demo.md: instances[]). */
 function instanceEntry(config: Config, id: string, pid: number | undefined, configFile: string, hsmNodes: NodeSummary[]): object {
   const port = config.server.port;
   return {
