@@ -8,6 +8,7 @@ import { register as registerAudit } from './audit.js';
 import { register as registerConfigTools } from './config-tools.js';
 import { register as registerControl } from './control.js';
 import { register as registerDemo } from './demo.js';
+import { register as registerFleet } from './fleet.js';
 import { register as registerDoctor } from './doctor.js';
 import { register as registerHaproxy } from './haproxy.js';
 import { register as registerInit } from './init.js';
@@ -25,6 +26,7 @@ export async function main(argv: string[]): Promise<void> {
     .exitOverride();
   registerServe(program);
   registerDemo(program);
+  registerFleet(program);
   registerStatus(program);
   registerControl(program);
   registerConfigTools(program);
