@@ -73,6 +73,11 @@ export function startFailure(err: unknown): unknown {
   return err;
 }
 
+/** Every key label the key stores name: the cluster checks each on every node. */
+export function configuredLabels(config: Config): string[] {
+  return config.keyStores.flatMap((s) => s.keys.map((k) => k.label));
+}
+
 export function buildKeyStores(config: Config): { stores: KeyStore[]; counts: number[] } {
   const creds = config.keyStores.map((s, i) => loadCredentials(s.credentialsFile, `keyStores[${i}].credentialsFile`));
   return { stores: config.keyStores.map((s, i) => buildKeyStore(s, creds[i]!)), counts: creds.map((c) => c.length) };
@@ -142,6 +147,7 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
     for (const c of closers.reverse()) await c().catch(() => undefined);
   };
   try {
+    await hsm.setKeyLabels(configuredLabels(config));
     await hsm.start().catch((err: unknown) => {
       throw startFailure(err);
     });

@@ -191,7 +191,7 @@ export function encodeReply(op: OpName, reply: CallReply): Buffer {
     case 'keyInfo': {
       const v = reply.value as OpResults['keyInfo'];
       w.u8(v ? 1 : 0);
-      if (v) w.str(v.keyType).u32(v.valueLen).u8((v.encrypt ? 1 : 0) | (v.decrypt ? 2 : 0));
+      if (v) w.str(v.keyType).u32(v.valueLen).u8((v.encrypt ? 1 : 0) | (v.decrypt ? 2 : 0)).str(v.objectClass).str(v.keySpec).str(v.otherUsage.join(','));
       break;
     }
     case 'encrypt': {
@@ -217,7 +217,10 @@ function readValue(r: Reader, op: OpName): unknown {
       const keyType = r.str();
       const valueLen = r.u32();
       const flags = r.u8();
-      return { keyType, valueLen, encrypt: (flags & 1) !== 0, decrypt: (flags & 2) !== 0 } satisfies KeyInfo;
+      const objectClass = r.str();
+      const keySpec = r.str();
+      const other = r.str();
+      return { objectClass, keyType, valueLen, keySpec, encrypt: (flags & 1) !== 0, decrypt: (flags & 2) !== 0, otherUsage: other ? other.split(',') : [] } satisfies KeyInfo;
     }
     case 'encrypt': {
       const iv = r.bytes();
