@@ -12,6 +12,7 @@ import { register as registerFleet } from './fleet.js';
 import { register as registerDoctor } from './doctor.js';
 import { register as registerHaproxy } from './haproxy.js';
 import { register as registerInit } from './init.js';
+import { register as registerKeys } from './keys.js';
 import { register as registerProbe } from './probe.js';
 import { register as registerServe } from './serve.js';
 import { register as registerStatus } from './status.js';
@@ -36,6 +37,7 @@ export async function main(argv: string[]): Promise<void> {
   registerHaproxy(program);
   registerAudit(program);
   registerProbe(program);
+  registerKeys(program);
   try {
     await program.parseAsync(argv);
   } catch (err) {
