@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { loadConfig, loadCredentials } from '../config/load.js';
 import { XKS_PATH_SUFFIX } from '../config/schema.js';
 import { writeKmsProxyConfig } from '../kms-config.js';
-import { createLogger } from '../logging.js';
+import { createCliLogger } from '../logging.js';
 import { checkCertificate, startFailure } from '../service.js';
 import { loginAllNodes } from '../doctor/hsm-login.js';
 import { HsmStartError } from '../../xks/hsm/errors.js';
@@ -24,7 +24,7 @@ export function register(program: Command): void {
     .option('--no-hsm', 'do not contact the HSM nodes (then a wrong PIN is NOT detected)')
     .action(async (o: { config: string; hsm: boolean }) => {
       const { config, file } = await loadConfig(resolve(o.config));
-      const cert = checkCertificate(config, createLogger('warn', process.stderr as never));
+      const cert = checkCertificate(config, createCliLogger());
       let hsm = 'HSM nodes not contacted (--no-hsm): a wrong PIN is not detected';
       if (o.hsm) {
         const logins = await loginAllNodes(config);
