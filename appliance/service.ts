@@ -305,7 +305,7 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
         logger.warn({ node, fault }, 'fault injected');
         return hsm.injectFault(node, fault);
       },
-    });
+    }, (command, err) => logger.error({ command, err: err.message }, 'control command failed'));
     closers.push(() => control.close());
     const drain = async () => {
       stopping = true;

@@ -22,7 +22,8 @@ export async function handleXks(req: XksRequest, deps: XksDeps): Promise<object>
   if (!req.store.config.enabled) {
     throw new XksError('InvalidStateException', 'The external key store is disabled');
   }
-  if (req.store.quota && !req.store.quota.take()) {
+  // GetHealthStatus is never throttled by the store's quota: a busy store must not look unhealthy to KMS.
+  if (req.operation !== 'health' && req.store.quota && !req.store.quota.take()) {
     throw new XksError('ThrottlingException', 'The request rate of this key store is above its quota');
   }
   return HANDLERS[req.operation](req, deps);

@@ -150,7 +150,11 @@ async function listenPrivately(server: http.Server, path: string): Promise<void>
   }
 }
 
-export async function startControlServer(path: string, target: ControlTarget): Promise<{ close(): Promise<void> }> {
+export async function startControlServer(
+  path: string,
+  target: ControlTarget,
+  onInternalError?: (command: string, err: Error) => void,
+): Promise<{ close(): Promise<void> }> {
   await claimControlSocket(path);
   const server = http.createServer((req, res) => {
     const handler = ROUTES[req.url ?? ''];
@@ -163,6 +167,8 @@ export async function startControlServer(path: string, target: ControlTarget): P
         // Config and control errors are the operator's to fix: say what; anything else stays vague.
         (err: Error) => {
           const operator = err instanceof ControlError || err.name === 'ConfigError';
+          // "See the service log" must be true: the log gets what the reply leaves out.
+          if (!operator) onInternalError?.(req.url ?? '', err);
           reply(operator ? 400 : 500, { error: operator ? err.message : 'internal error (see the service log)' });
         },
       );

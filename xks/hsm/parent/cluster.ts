@@ -271,7 +271,14 @@ class Cluster implements HsmCluster {
   async injectFault(nodeId: string, fault: Fault): Promise<void> {
     const node = this.nodes.find((n) => n.cfg.id === nodeId);
     if (!node) throw new Error(`no HSM node "${nodeId}"`);
-    await node.client.call({ op: 'fault', fault }, 5000);
+    try {
+      await node.client.call({ op: 'fault', fault }, fault.kind === 'none' ? 1000 : 5000);
+    } catch (err) {
+      // A frozen process cannot hear "none": only a new process clears it, so make one now.
+      if (fault.kind !== 'none' || !(err instanceof NodeCallError) || err.kind !== 'timeout') throw err;
+      this.logger?.warn({ node: nodeId }, `HSM node ${nodeId} does not answer (frozen): restarting its process clears the fault`);
+      node.client.kill('fault none on a node that does not answer');
+    }
   }
 
   async close(): Promise<void> {
