@@ -1,6 +1,6 @@
 // The process around a running appliance: SIGTERM/SIGINT stop it cleanly (in-flight requests
-// finish, node processes end, logs flush) with exit code 0; SIGHUP reloads certificate, key and
-// credentials. Shared by `xks serve` and `xks demo`.
+// finish, node processes end, logs flush) with exit code 0; SIGHUP reloads the configuration file,
+// certificate, key and credentials. Shared by `xks serve` and `xks demo`.
 import type { Logger } from './logging.js';
 import type { Appliance } from './service.js';
 
@@ -24,11 +24,9 @@ export function runUntilSignalled(app: Appliance, logger: Logger, beforeClose: (
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGHUP', () => {
-    try {
-      app.reload({ operator: 'signal:SIGHUP' });
-    } catch (err) {
-      logger.error({ err: (err as Error).message }, 'reload refused; the running certificate and credentials stay');
-    }
+    app.reload({ operator: 'signal:SIGHUP' }).catch((err: Error) => {
+      logger.error({ err: err.message }, 'reload refused; the running configuration stays');
+    });
   });
   return state;
 }

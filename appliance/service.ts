@@ -3,21 +3,21 @@
 // (ServiceError); nothing is left running after a failed start.
 import { readFileSync } from 'node:fs';
 import { checkServerCertificate } from './certs/check.js';
-import { ConfigError, loadCredentials, type LoadedConfig } from './config/load.js';
+import { ConfigError, loadConfig, type LoadedConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { controlSocketPath, startControlServer } from './control/server.js';
 import type { Logger } from './logging.js';
 import { createApiListener, type ApiListener } from '../gateway/listener.js';
 import { agentReply, healthCheckBody, startAgentCheck, startHealthHttp, startMetricsHttp, type InstanceHealth, type SideServer } from '../gateway/health.js';
 import { createPipeline } from '../gateway/pipeline.js';
-import { Router } from '../gateway/router.js';
+import { buildRuntime, restartOnlyFields, type Runtime } from './runtime.js';
 import type { AdminAction } from '../xks/audit/entry.js';
 import { openAuditLog, type AuditLog } from '../xks/audit/log.js';
 import { canServe } from '../xks/api/health.js';
 import { createHsmCluster } from '../xks/hsm/parent/cluster.js';
 import type { HsmCluster } from '../xks/hsm/types.js';
+import { NO_BLOCKS } from '../xks/blocks.js';
 import { KeyDirectory } from '../xks/keys.js';
-import { buildKeyStore, type KeyStore } from '../xks/keystore.js';
 import { Metrics } from '../xks/metrics.js';
 
 /** Who asked for an administrative action, and why (the audit trail's operator and reason). */
@@ -26,15 +26,29 @@ export interface Operator {
   reason?: string | undefined;
 }
 
+export interface ReloadResult {
+  daysToExpire: number;
+  stores: number;
+  keys: number;
+  hsmNodesAdded: readonly string[];
+  hsmNodesRemoved: readonly string[];
+  loggingLevel: string;
+}
+
 export interface Appliance {
+  /** The configuration in force now (a reload replaces it). */
   readonly config: Config;
   readonly hsm: HsmCluster;
   readonly metrics: Metrics;
   readonly api: { address: string; port: number };
   health(): InstanceHealth;
   setDraining(draining: boolean, by?: Operator): void;
-  /** Re-read the certificate chain, key and credential files, reopen the audit file; live connections stay up. */
-  reload(by?: Operator): { daysToExpire: number; stores: number };
+  /**
+   * Re-read the whole configuration file, certificates and credential files, check all of it, then
+   * swap it in at once; reopen the audit file. A bad file (or one changing a restart-only setting)
+   * is refused with a ConfigError and the running configuration stays. Live connections stay up.
+   */
+  reload(by?: Operator): Promise<ReloadResult>;
   /** Record an administrative action in the audit trail (no-op without one); throws when it cannot be written. */
   audit(action: AdminAction): void;
   close(): Promise<void>;
@@ -60,16 +74,15 @@ export function checkCertificate(config: Config, logger: Logger, extraRoots: str
   return report.daysToExpire;
 }
 
-export function buildKeyStores(config: Config): KeyStore[] {
-  return config.keyStores.map((s, i) => buildKeyStore(s, loadCredentials(s.credentialsFile, `keyStores[${i}].credentialsFile`)));
-}
-
 export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts: { extraRoots?: string[] } = {}): Promise<Appliance> {
   const { config } = loaded;
   const metrics = new Metrics();
   metrics.certificateDaysToExpire.set(checkCertificate(config, logger, opts.extraRoots));
-  const stores = buildKeyStores(config);
-  const hsm = createHsmCluster(config.hsm, logger.child({ component: 'hsm' }));
+  const hsmLog = logger.child({ component: 'hsm' });
+  const hsm = createHsmCluster(config.hsm, hsmLog);
+  const keys = new KeyDirectory(hsm);
+  // Swapped by reload(); each request takes the one in force when it arrives.
+  let runtime: Runtime = buildRuntime(config, { hsm, keys, blocks: NO_BLOCKS });
   hsm.onChange((nodes) => metrics.nodes(nodes));
   const closers: Array<() => Promise<void>> = [() => hsm.close()];
   const closeAll = async () => {
@@ -100,13 +113,9 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
       return { canServe: canServe(nodes), capacity: nodes.filter((n) => n.health === 'ACTIVE').length / Math.max(1, nodes.length), draining };
     };
     const requestLog = logger.child({ component: 'request' });
-    const router = new Router(stores.map((store) => ({ uriPath: store.uriPath, store })), config.health.path);
+    const loggers = [logger, hsmLog, requestLog];
     const pipeline = createPipeline({
-      router,
-      deps: { hsm, keys: new KeyDirectory(hsm), proxy: config.proxy, hsmConfig: config.hsm },
-      maxBodyBytes: config.server.maxBodyBytes,
-      requestBudgetMs: config.hsm.requestBudgetMs,
-      regions: undefined,
+      runtime: () => runtime,
       healthCheck: () => healthCheckBody(health()),
       onFinish(record, release) {
         metrics.request(record);
@@ -128,32 +137,61 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
       throw new ConfigError(`server.port: cannot listen on ${config.server.host}:${config.server.port} (${err.code ?? err.message})`);
     });
     closers.push(() => listener.close());
-    // Checked first, swapped only when good: a bad new certificate never replaces a working one.
-    const reload = (by: Operator = { operator: 'unknown' }) => {
-      // logrotate's create + postrotate: the audit file is reopened even when the rest is refused.
-      audit?.reopen();
-      try {
-        const daysToExpire = checkCertificate(config, logger, opts.extraRoots);
-        const next = buildKeyStores(config);
-        try {
-          listener.reloadTls(config);
-        } catch (err) {
-          throw new ConfigError(`server.tls: the new certificate and key cannot be loaded (${(err as Error).message}); the running ones stay`);
-        }
-        router.replace(next.map((store) => ({ uriPath: store.uriPath, store })));
-        metrics.certificateDaysToExpire.set(daysToExpire);
-        logger.info({ daysToExpire, stores: next.length }, 'reloaded certificate, key and credentials');
-        recordAdmin({ action: 'reload', ...by, details: { daysToExpire, stores: next.length } });
-        return { daysToExpire, stores: next.length };
-      } catch (err) {
-        recordAdmin({ action: 'reload', ...by, outcome: 'failure', details: { error: (err as Error).message } });
-        throw err;
+    // Everything is read and checked first, and new HSM node processes started; only then is
+    // anything swapped. One reload at a time (SIGHUP and the CLI may race).
+    const swap = async (): Promise<ReloadResult> => {
+      const next = (await loadConfig(loaded.file)).config;
+      const fixed = restartOnlyFields(runtime.config, next);
+      if (fixed.length) {
+        throw new ConfigError(`${fixed.join(', ')} changed: that takes a restart (systemctl restart xks); nothing was reloaded and the running configuration stays`);
       }
+      const daysToExpire = checkCertificate(next, logger, opts.extraRoots);
+      const nextRuntime = buildRuntime(next, { hsm, keys, blocks: runtime.deps.blocks }, runtime);
+      const change = await hsm.reconfigure(next.hsm).catch((err: Error) => {
+        throw new ConfigError(`hsm: ${err.message}; nothing was reloaded`);
+      });
+      try {
+        listener.reconfigure(next);
+      } catch (err) {
+        await change.abort();
+        throw new ConfigError(`server.tls: the new certificate and key cannot be loaded (${(err as Error).message}); the running ones stay`);
+      }
+      change.commit();
+      runtime = nextRuntime;
+      for (const l of loggers) l.level = next.logging.level;
+      metrics.certificateDaysToExpire.set(daysToExpire);
+      const result = {
+        daysToExpire,
+        stores: nextRuntime.stores.length,
+        keys: nextRuntime.stores.reduce((n, st) => n + st.keys.size, 0),
+        hsmNodesAdded: change.added,
+        hsmNodesRemoved: change.removed,
+        loggingLevel: next.logging.level,
+      };
+      logger.info(result, 'reloaded the configuration, certificate, key and credentials');
+      return result;
+    };
+    let reloading: Promise<unknown> = Promise.resolve();
+    const reload = (by: Operator = { operator: 'unknown' }): Promise<ReloadResult> => {
+      const run = reloading.then(async () => {
+        // logrotate's create + postrotate: the audit file is reopened even when the rest is refused.
+        audit?.reopen();
+        try {
+          const result = await swap();
+          recordAdmin({ action: 'reload', ...by, details: { daysToExpire: result.daysToExpire, stores: result.stores, keys: result.keys } });
+          return result;
+        } catch (err) {
+          recordAdmin({ action: 'reload', ...by, outcome: 'failure', details: { error: (err as Error).message } });
+          throw err;
+        }
+      });
+      reloading = run.catch(() => undefined);
+      return run;
     };
     // Expiry is a total outage: say so every day from the warning window on.
     const expiryWatch = setInterval(() => {
       try {
-        metrics.certificateDaysToExpire.set(checkCertificate(config, logger, opts.extraRoots));
+        metrics.certificateDaysToExpire.set(checkCertificate(runtime.config, logger, opts.extraRoots));
       } catch (err) {
         logger.error({ err: (err as Error).message }, 'certificate check failed');
       }
@@ -188,9 +226,11 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
       },
     });
     closers.push(() => control.close());
-    logger.info({ address: api.address, port: api.port, stores: stores.map((s) => s.uriPath), agent: agentReply(health()).trim() }, 'xks proxy ready');
+    logger.info({ address: api.address, port: api.port, stores: runtime.stores.map((s) => s.uriPath), agent: agentReply(health()).trim() }, 'xks proxy ready');
     return {
-      config,
+      get config() {
+        return runtime.config;
+      },
       hsm,
       metrics,
       api,

@@ -12,13 +12,23 @@ import { checkContentType, parseJsonObject } from '../xks/validate.js';
 import type { RequestRecord, XksDeps } from '../xks/context.js';
 import type { KeyStore } from '../xks/keystore.js';
 
-export interface PipelineOptions {
-  router: Router<KeyStore>;
-  deps: XksDeps;
-  maxBodyBytes: number;
-  requestBudgetMs: number;
+/**
+ * Everything a request is served with that a reload may change. Immutable: a reload builds a new
+ * one and swaps it in; each request takes the current one when it arrives and keeps it to the end,
+ * so a request in flight finishes on the configuration it started with.
+ */
+export interface PipelineRuntime {
+  readonly router: Router<KeyStore>;
+  readonly deps: XksDeps;
+  readonly maxBodyBytes: number;
+  readonly requestBudgetMs: number;
   /** Allowed SigV4 regions (undefined: any). */
-  regions: readonly string[] | undefined;
+  readonly regions: readonly string[] | undefined;
+}
+
+export interface PipelineOptions {
+  /** The runtime snapshot in force now. */
+  runtime(): PipelineRuntime;
   /** The load balancer's check: 200 only when this instance can serve. */
   healthCheck(): { ok: boolean; body: object };
   /**
@@ -76,24 +86,22 @@ function readBody(req: IncomingMessage, max: number): Promise<Buffer | null> {
 }
 
 export function createPipeline(opts: PipelineOptions): RequestListener {
-  const { router, deps } = opts;
-
-  async function serveXks(req: IncomingMessage, route: Extract<Route<KeyStore>, { kind: 'xks' }>, record: RequestRecord, start: number, conn: ConnectionInfo | undefined): Promise<Reply> {
+  async function serveXks(rt: PipelineRuntime, req: IncomingMessage, route: Extract<Route<KeyStore>, { kind: 'xks' }>, record: RequestRecord, start: number, conn: ConnectionInfo | undefined): Promise<Reply> {
     record.store = route.store.name;
     record.operation = route.operation;
     if (route.keyId) record.keyId = route.keyId;
     if (req.method !== 'POST') {
       return errorReply(new XksError('MethodNotAllowed', 'Only POST is allowed on XKS API paths'), record, { allow: 'POST' });
     }
-    const body = await readBody(req, opts.maxBodyBytes);
+    const body = await readBody(req, rt.maxBodyBytes);
     if (body === null) {
       // T13: above the cap is still a spec answer. The rest of the body is unread: close.
-      return errorReply(new XksError('UnsupportedOperationException', `Request body above ${opts.maxBodyBytes} bytes is not supported`), record, { connection: 'close' });
+      return errorReply(new XksError('UnsupportedOperationException', `Request body above ${rt.maxBodyBytes} bytes is not supported`), record, { connection: 'close' });
     }
     const auth = verifySigV4(
       { method: req.method, path: req.url ?? '/', headers: req.headers, rawHeaders: req.rawHeaders, body },
       (id) => route.store.secrets.get(id),
-      { regions: route.store.config.regions ?? opts.regions },
+      { regions: route.store.config.regions ?? rt.regions },
     );
     record.accessKeyId = auth.accessKeyId;
     checkContentType(req.headers['content-type']);
@@ -103,12 +111,12 @@ export function createPipeline(opts: PipelineOptions): RequestListener {
         operation: route.operation,
         keyId: route.keyId,
         body: parseJsonObject(body),
-        deadline: start + opts.requestBudgetMs,
+        deadline: start + rt.requestBudgetMs,
         sourceAddress: conn?.sourceAddress,
         connectionVpceId: conn?.vpceId,
         record,
       },
-      deps,
+      rt.deps,
     );
     record.status = 200;
     return { status: 200, body: JSON.stringify(result) };
@@ -120,6 +128,7 @@ export function createPipeline(opts: PipelineOptions): RequestListener {
     // error (no clientError, no reply, no close until the headers timeout). Close after answering.
     if (req.headers.upgrade !== undefined) res.setHeader('connection', 'close');
     const start = performance.now();
+    const rt = opts.runtime();
     const conn = connectionOf(req.socket);
     const record: RequestRecord = {};
     if (conn) {
@@ -131,7 +140,7 @@ export function createPipeline(opts: PipelineOptions): RequestListener {
       record.latencyMs = Math.round((performance.now() - start) * 100) / 100;
       opts.onFinish(record, (recorded) => send(res, recorded ? reply : UNRECORDED));
     };
-    const route = router.match(req.url ?? '/');
+    const route = rt.router.match(req.url ?? '/');
     if (route.kind === 'health-check') {
       record.operation = 'health-check';
       if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -144,7 +153,7 @@ export function createPipeline(opts: PipelineOptions): RequestListener {
     if (route.kind === 'not-found') {
       return finish(errorReply(new XksError('InvalidUriPathException', 'The URI path is not valid'), record));
     }
-    serveXks(req, route, record, start, conn)
+    serveXks(rt, req, route, record, start, conn)
       .catch((err: unknown) => errorReply(toXksError(err), record))
       .then(finish);
   };

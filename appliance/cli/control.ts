@@ -31,7 +31,12 @@ export function register(program: Command): void {
     .action(async (o: { config: string }) => print(await controlCall(resolve(o.config), '/undrain')));
   program
     .command('reload')
-    .description('Reload the server certificate chain, its key and the credential files without a restart; a bad new certificate (checked first) is refused and the old one kept')
+    .description(
+      'Reload the whole configuration file (key stores, keys, policies, quotas, allowlists, regions, HSM nodes, logging level),\n' +
+        'the certificate chain and key, and the credential files, without a restart and without dropping a connection.\n' +
+        'Everything is checked first: a bad file is refused with its reason and the running configuration keeps serving.\n' +
+        'The listener address, health/metrics ports and the audit file take a restart. SIGHUP does the same.',
+    )
     .requiredOption('--config <FILE>', 'configuration file of the running appliance')
     .action(async (o: { config: string }) => print(await controlCall(resolve(o.config), '/reload')));
   program

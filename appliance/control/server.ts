@@ -11,7 +11,7 @@ import type { Operator } from '../service.js';
 
 export interface ControlTarget {
   status(): object;
-  reload(by: Operator): object;
+  reload(by: Operator): Promise<object>;
   setDraining(draining: boolean, by: Operator): void;
   injectFault(nodeId: string, fault: Fault): Promise<void>;
   /** An administrative record for an action done outside the service (e.g. xks kms-config). */

@@ -2,6 +2,7 @@
 // nothing above it knows about PKCS#11. Errors thrown across it are HsmError (errors.ts), named
 // as the spec's errors: InvalidCiphertextException (an answer, never retried), DependencyTimeoutException,
 // ThrottlingException, InternalException.
+import type { HsmOptions } from './options.js';
 
 export type NodeHealth = 'ACTIVE' | 'DEGRADED' | 'UNAVAILABLE';
 
@@ -63,6 +64,16 @@ export type Fault =
   | { kind: 'fail'; ckr: string }
   | { kind: 'freeze' };
 
+/** A reload of the HSM configuration whose new node processes run and passed their first probe. */
+export interface HsmReconfiguration {
+  readonly added: readonly string[];
+  readonly removed: readonly string[];
+  /** Swap the node list and settings at once; removed nodes finish their calls, then close. */
+  commit(): void;
+  /** The reload was refused elsewhere: stop the new node processes. */
+  abort(): Promise<void>;
+}
+
 export interface HsmCluster {
   /** Spawn the node processes; resolves once every node was probed once. Rejects with a one-line,
    * operator-readable Error when the configuration cannot work (no module, no token, wrong PIN). */
@@ -75,6 +86,8 @@ export interface HsmCluster {
   status(): NodeStatus[];
   /** Called whenever a node's health or pid changes. */
   onChange(listener: (nodes: NodeStatus[]) => void): void;
+  /** Start what `next` adds or changes (see HsmReconfiguration); rejects with a one-line reason. */
+  reconfigure(next: HsmOptions): Promise<HsmReconfiguration>;
   /** Test and demo fault injection on one node. */
   injectFault(nodeId: string, fault: Fault): Promise<void>;
   close(): Promise<void>;

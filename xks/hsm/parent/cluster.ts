@@ -10,7 +10,7 @@ import { LogLimiter } from './log-limiter.js';
 import { NodeCallError, NodeClient, type CallFailure } from './node-client.js';
 import { NodeHealthTracker } from './node-health.js';
 import type { NodeCall, OpName, OpResults } from '../protocol.js';
-import type { DecryptInput, DecryptOutput, EncryptInput, EncryptOutput, Fault, HsmCluster, KeyInfo, NodeHealth, NodeStatus } from '../types.js';
+import type { DecryptInput, DecryptOutput, EncryptInput, EncryptOutput, Fault, HsmCluster, HsmReconfiguration, KeyInfo, NodeHealth, NodeStatus } from '../types.js';
 
 /** Calls in flight per node before new requests are refused (429) rather than queued. */
 const IN_FLIGHT_PER_SESSION = 8;
@@ -44,8 +44,22 @@ export function createHsmCluster(hsm: HsmOptions, logger?: Logger): HsmCluster {
   return new Cluster(hsm, logger);
 }
 
+/** A node process is kept across a reload only when everything it was started with is the same. */
+function sameNode(a: HsmNodeOptions, b: HsmNodeOptions, before: HsmOptions, after: HsmOptions): boolean {
+  return (
+    JSON.stringify(a) === JSON.stringify(b) &&
+    before.healthKeyLabel === after.healthKeyLabel &&
+    before.callTimeoutMs === after.callTimeoutMs &&
+    before.hangKillAfterMs === after.hangKillAfterMs
+  );
+}
+
+/** How long a node taken out by a reload may finish the calls it has before it is closed. */
+const RETIRE_GRACE_MS = 2000;
+
 class Cluster implements HsmCluster {
-  private readonly nodes: Node[];
+  /** Replaced as a whole on reload; a request's retries read the current list. */
+  private nodes: Node[];
   private readonly listeners: Array<(nodes: NodeStatus[]) => void> = [];
   private readonly limiter = new LogLimiter();
   private rr = 0;
@@ -53,24 +67,72 @@ class Cluster implements HsmCluster {
   private closed = false;
 
   constructor(
-    private readonly hsm: HsmOptions,
+    private hsm: HsmOptions,
     private readonly logger?: Logger,
   ) {
-    this.nodes = hsm.nodes.map((cfg) => {
-      const client = new NodeClient(cfg, { healthKeyLabel: hsm.healthKeyLabel, callTimeoutMs: hsm.callTimeoutMs, hangKillAfterMs: hsm.hangKillAfterMs, logger });
-      const node: Node = {
-        client,
-        cfg,
-        tracker: new NodeHealthTracker(),
-        maxInFlight: Math.max(MIN_IN_FLIGHT, cfg.sessions * IN_FLIGHT_PER_SESSION),
-        calls: 0,
-        lastProbeAt: undefined,
-        probeTimer: undefined,
-      };
-      client.on('up', () => this.onUp(node));
-      client.on('down', () => this.onDown(node));
-      return node;
-    });
+    this.nodes = hsm.nodes.map((cfg) => this.makeNode(cfg, hsm));
+  }
+
+  private makeNode(cfg: HsmNodeOptions, hsm: HsmOptions): Node {
+    const client = new NodeClient(cfg, { healthKeyLabel: hsm.healthKeyLabel, callTimeoutMs: hsm.callTimeoutMs, hangKillAfterMs: hsm.hangKillAfterMs, logger: this.logger });
+    const node: Node = {
+      client,
+      cfg,
+      tracker: new NodeHealthTracker(),
+      maxInFlight: Math.max(MIN_IN_FLIGHT, cfg.sessions * IN_FLIGHT_PER_SESSION),
+      calls: 0,
+      lastProbeAt: undefined,
+      probeTimer: undefined,
+    };
+    client.on('up', () => this.onUp(node));
+    client.on('down', () => this.onDown(node));
+    return node;
+  }
+
+  /**
+   * Reload: node processes for the nodes `next` adds or changes are started and probed first (a
+   * node that cannot start refuses the reload with its one-line reason, and nothing changed);
+   * commit() then swaps the node list at once. Nodes left out finish their calls and are closed.
+   */
+  async reconfigure(next: HsmOptions): Promise<HsmReconfiguration> {
+    const before = this.hsm;
+    const kept = new Map<string, Node>();
+    for (const n of this.nodes) {
+      const cfg = next.nodes.find((c) => c.id === n.cfg.id);
+      if (cfg && sameNode(n.cfg, cfg, before, next)) kept.set(cfg.id, n);
+    }
+    const fresh = next.nodes.filter((c) => !kept.has(c.id)).map((cfg) => this.makeNode(cfg, next));
+    const abort = async () => {
+      await Promise.all(fresh.map((n) => n.client.close()));
+    };
+    const results = await Promise.allSettled(fresh.map(async (n) => (await n.client.start(), await this.firstProbe(n))));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
+      await abort();
+      throw failed.reason;
+    }
+    return {
+      added: fresh.map((n) => n.cfg.id),
+      removed: this.nodes.filter((n) => ![...kept.values()].includes(n)).map((n) => n.cfg.id),
+      abort,
+      commit: () => {
+        if (this.closed) return;
+        const old = this.nodes;
+        this.hsm = next;
+        this.nodes = next.nodes.map((c) => kept.get(c.id) ?? fresh.find((n) => n.cfg.id === c.id)!);
+        for (const n of fresh) this.scheduleProbe(n, this.hsm.probeIntervalMs);
+        for (const n of old) if (!this.nodes.includes(n)) void this.retire(n);
+        this.notify();
+      },
+    };
+  }
+
+  /** A node out of the configuration: no new calls reach it; its calls in flight finish first. */
+  private async retire(node: Node): Promise<void> {
+    clearTimeout(node.probeTimer);
+    const end = Date.now() + RETIRE_GRACE_MS;
+    while (node.client.inFlight > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    await node.client.close();
   }
 
   async start(): Promise<void> {
@@ -230,7 +292,7 @@ class Cluster implements HsmCluster {
 
   private async probe(node: Node): Promise<void> {
     // A node without a process is probed again when it comes back up.
-    if (this.closed || !node.client.ready) return;
+    if (this.closed || !node.client.ready || !this.nodes.includes(node)) return;
     let ok = false;
     try {
       await node.client.call({ op: 'probe' }, this.hsm.callTimeoutMs);
@@ -248,7 +310,7 @@ class Cluster implements HsmCluster {
   }
 
   private onUp(node: Node): void {
-    if (!this.started) return;
+    if (!this.started || !this.nodes.includes(node)) return;
     this.logger?.info({ node: node.cfg.id, pid: node.client.pid }, 'HSM node process ready');
     this.scheduleProbe(node, 0);
     this.notify();
@@ -256,6 +318,7 @@ class Cluster implements HsmCluster {
 
   private onDown(node: Node): void {
     clearTimeout(node.probeTimer);
+    if (!this.nodes.includes(node)) return;
     if (node.tracker.down()) this.logHealth(node);
     if (this.started) this.notify();
   }
