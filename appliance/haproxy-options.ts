@@ -2,6 +2,7 @@
 // side (port, health path, agent port, keep-alive, PROXY v2, the proxy's host name); everything
 // about HAProxy's own placement comes in as overrides (CLI flags or the demo).
 import type { Config } from './config/schema.js';
+import { fleetMembers } from './fleet/members.js';
 import {
   DEFAULT_MONITOR_PORT,
   NLB_DEFAULT_IDLE_TIMEOUT_MS,
@@ -25,8 +26,11 @@ export interface HaproxyOverrides {
   bind?: Endpoint;
   monitor?: Partial<Endpoint & { uri: string }>;
   acceptProxy?: boolean;
-  /** The Node instances (same list for every backend); default: the configured server.host:port. */
-  servers?: Array<Omit<HaproxyServer, 'agentPort'>>;
+  /**
+   * The Node instances (same list for every backend); default: the configuration's fleet.instances,
+   * or its own server.host:port. Without an agentPort a server gets health.agentPort.
+   */
+  servers?: HaproxyServer[];
   /** More SNI host names besides proxy.hostname. */
   sni?: SniRoute[];
   /** The NLB's idle timeout (60-6000 s, default 350 s). */
@@ -76,9 +80,12 @@ export function optionsFromConfig(config: Config, overrides: HaproxyOverrides = 
   if (unprivileged && !overrides.runDir) throw new Error('HAProxy options: the unprivileged variant needs a runDir for its admin socket');
   const agentPort = config.health.agentPort;
   const nodeAddress = WILDCARDS.has(config.server.host) ? '127.0.0.1' : config.server.host;
-  const servers = (overrides.servers ?? [{ name: 'node1', address: nodeAddress, port: config.server.port }]).map((s) => ({
+  const fleet: HaproxyServer[] | undefined = config.fleet
+    ? fleetMembers(config).map((m) => ({ name: m.id, address: m.host, port: m.port, ...(m.agentPort !== undefined ? { agentPort: m.agentPort } : {}) }))
+    : undefined;
+  const servers = (overrides.servers ?? fleet ?? [{ name: 'node1', address: nodeAddress, port: config.server.port }]).map((s) => ({
     ...s,
-    ...(agentPort !== undefined ? { agentPort } : {}),
+    ...(s.agentPort === undefined && agentPort !== undefined ? { agentPort } : {}),
   }));
   const bind = overrides.bind ?? { address: '0.0.0.0', port: 443 };
   const nlbIdle = overrides.nlbIdleTimeoutMs ?? NLB_DEFAULT_IDLE_TIMEOUT_MS;

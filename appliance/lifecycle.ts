@@ -2,15 +2,22 @@
 // finish, node processes end, logs flush) with exit code 0; SIGHUP reloads the configuration file,
 // certificate, key and credentials. Shared by `xks serve` and `xks demo`.
 import type { Logger } from './logging.js';
-import type { Appliance } from './service.js';
+
+/** What a signal acts on: one appliance, or (in the demo) the instances it supervises. */
+export interface Runnable {
+  reload(by: { operator: string }): unknown;
+  close(): Promise<void>;
+}
 
 export interface Lifecycle {
   /** True once a stop began: late events must not write state any more. */
   readonly stopping: boolean;
+  /** Stop as SIGTERM does (e.g. when the supervisor is gone). */
+  stop(reason: string): void;
 }
 
-export function runUntilSignalled(app: Appliance, logger: Logger, beforeClose: () => Promise<void> = async () => {}, afterClose: () => void = () => {}): Lifecycle {
-  const state = { stopping: false };
+export function runUntilSignalled(app: Runnable, logger: Logger, beforeClose: () => Promise<void> = async () => {}, afterClose: () => void = () => {}): Lifecycle {
+  const state = { stopping: false, stop: (reason: string) => void stop(reason) };
   const stop = async (signal: string) => {
     if (state.stopping) return;
     state.stopping = true;
@@ -24,9 +31,11 @@ export function runUntilSignalled(app: Appliance, logger: Logger, beforeClose: (
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGHUP', () => {
-    app.reload({ operator: 'signal:SIGHUP' }).catch((err: Error) => {
-      logger.error({ err: err.message }, 'reload refused; the running configuration stays');
-    });
+    Promise.resolve()
+      .then(() => app.reload({ operator: 'signal:SIGHUP' }))
+      .catch((err: Error) => {
+        logger.error({ err: err.message }, 'reload refused; the running configuration stays');
+      });
   });
   return state;
 }

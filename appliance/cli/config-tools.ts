@@ -8,6 +8,8 @@ import { writeKmsProxyConfig } from '../kms-config.js';
 import { createLogger } from '../logging.js';
 import { checkCertificate } from '../service.js';
 import { CliError } from './errors.js';
+import { operatorOptions, type OperatorOptions } from './operator.js';
+import { recordAdminAction } from './record-admin.js';
 
 export function register(program: Command): void {
   program
@@ -19,22 +21,26 @@ export function register(program: Command): void {
       const days = checkCertificate(config, createLogger('warn', process.stderr as never));
       process.stdout.write(`${file}: valid; ${config.keyStores.length} key store(s), ${config.hsm.nodes.length} HSM node(s); certificate expires in ${days} days\n`);
     });
-  program
-    .command('kms-config')
-    .description('Write the JSON the AWS KMS console takes under "Upload configuration file" for one key store (mode 0600)')
-    .requiredOption('--config <FILE>', 'the appliance configuration (YAML)')
-    .requiredOption('--store <NAME>', 'key store name (keyStores[].name)')
-    .requiredOption('--out <FILE>', 'where to write it')
-    .option('--access-key-id <ID>', 'which credential set (default: the first)')
-    .action(async (o: { config: string; store: string; out: string; accessKeyId?: string }) => {
-      const { config } = await loadConfig(resolve(o.config));
-      const i = config.keyStores.findIndex((s) => s.name === o.store);
-      if (i < 0) throw new CliError(`no key store named "${o.store}" (configured: ${config.keyStores.map((s) => s.name).join(', ')})`);
-      const store = config.keyStores[i]!;
-      const creds = loadCredentials(store.credentialsFile, `keyStores[${i}].credentialsFile`);
-      const cred = o.accessKeyId ? creds.find((c) => c.accessKeyId === o.accessKeyId) : creds[0];
-      if (!cred) throw new CliError(`key store "${o.store}" has no credential set with access key id ${o.accessKeyId}`);
-      writeKmsProxyConfig(resolve(o.out), store.uriPathPrefix + XKS_PATH_SUFFIX, cred);
-      process.stdout.write(`${resolve(o.out)}: written (mode 0600) for ${store.uriPathPrefix + XKS_PATH_SUFFIX}, access key id ${cred.accessKeyId}\n`);
-    });
+  operatorOptions(
+    program
+      .command('kms-config')
+      .description('Write the JSON the AWS KMS console takes under "Upload configuration file" for one key store (mode 0600); the export is recorded in the audit trail')
+      .requiredOption('--config <FILE>', 'the appliance configuration (YAML)')
+      .requiredOption('--store <NAME>', 'key store name (keyStores[].name)')
+      .requiredOption('--out <FILE>', 'where to write it')
+      .option('--access-key-id <ID>', 'which credential set (default: the first)'),
+  ).action(async (o: { config: string; store: string; out: string; accessKeyId?: string } & OperatorOptions) => {
+    const loaded = await loadConfig(resolve(o.config));
+    const { config } = loaded;
+    const i = config.keyStores.findIndex((s) => s.name === o.store);
+    if (i < 0) throw new CliError(`no key store named "${o.store}" (configured: ${config.keyStores.map((s) => s.name).join(', ')})`);
+    const store = config.keyStores[i]!;
+    const creds = loadCredentials(store.credentialsFile, `keyStores[${i}].credentialsFile`);
+    const cred = o.accessKeyId ? creds.find((c) => c.accessKeyId === o.accessKeyId) : creds[0];
+    if (!cred) throw new CliError(`key store "${o.store}" has no credential set with access key id ${o.accessKeyId}`);
+    writeKmsProxyConfig(resolve(o.out), store.uriPathPrefix + XKS_PATH_SUFFIX, cred);
+    // The file holds a secret: who took it, and where to, is on the record.
+    await recordAdminAction(loaded, { action: 'kms-config-export', operator: o.operator, reason: o.reason, details: { store: store.name, accessKeyId: cred.accessKeyId, out: resolve(o.out) } });
+    process.stdout.write(`${resolve(o.out)}: written (mode 0600) for ${store.uriPathPrefix + XKS_PATH_SUFFIX}, access key id ${cred.accessKeyId}\n`);
+  });
 }

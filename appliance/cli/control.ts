@@ -2,6 +2,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { resolve } from 'node:path';
 import { controlCall } from '../control/client.js';
+import { operatorOptions, type OperatorOptions } from './operator.js';
 
 const print = (out: unknown): void => {
   process.stdout.write(JSON.stringify(out, null, 2) + '\n');
@@ -19,26 +20,30 @@ export function register(program: Command): void {
     .description('Show the running appliance: HSM nodes, their health and pids, drain state')
     .requiredOption('--config <FILE>', 'configuration file of the running appliance')
     .action(async (o: { config: string }) => print(await controlCall(resolve(o.config), '/status')));
-  program
-    .command('drain')
-    .description('Maintenance: tell load balancers to stop sending new connections (agent-check "drain", health check 503); in-flight requests finish')
-    .requiredOption('--config <FILE>', 'configuration file of the running appliance')
-    .action(async (o: { config: string }) => print(await controlCall(resolve(o.config), '/drain')));
-  program
-    .command('undrain')
-    .description('End maintenance: load balancers send traffic again')
-    .requiredOption('--config <FILE>', 'configuration file of the running appliance')
-    .action(async (o: { config: string }) => print(await controlCall(resolve(o.config), '/undrain')));
-  program
-    .command('reload')
-    .description(
-      'Reload the whole configuration file (key stores, keys, policies, quotas, allowlists, regions, HSM nodes, logging level),\n' +
-        'the certificate chain and key, and the credential files, without a restart and without dropping a connection.\n' +
-        'Everything is checked first: a bad file is refused with its reason and the running configuration keeps serving.\n' +
-        'The listener address, health/metrics ports and the audit file take a restart. SIGHUP does the same.',
-    )
-    .requiredOption('--config <FILE>', 'configuration file of the running appliance')
-    .action(async (o: { config: string }) => print(await controlCall(resolve(o.config), '/reload')));
+  operatorOptions(
+    program
+      .command('drain')
+      .description('Maintenance: tell load balancers to stop sending new connections (agent-check "drain", health check 503); in-flight requests finish')
+      .requiredOption('--config <FILE>', 'configuration file of the running appliance'),
+  ).action(async (o: { config: string } & OperatorOptions) => print(await controlCall(resolve(o.config), '/drain', o)));
+  operatorOptions(
+    program
+      .command('undrain')
+      .description('End maintenance: load balancers send traffic again')
+      .requiredOption('--config <FILE>', 'configuration file of the running appliance'),
+  ).action(async (o: { config: string } & OperatorOptions) => print(await controlCall(resolve(o.config), '/undrain', o)));
+  operatorOptions(
+    program
+      .command('reload')
+      .description(
+        'Reload the whole configuration file (key stores, keys, policies, quotas, allowlists, regions, HSM nodes, logging level),\n' +
+          'the certificate chain and key, and the credential files, without a restart and without dropping a connection;\n' +
+          'reopen the audit file (after logrotate). Everything is checked first: a bad file is refused with its reason and the\n' +
+          'running configuration keeps serving. The listener address, health/metrics ports and the audit file take a restart.\n' +
+          'SIGHUP does the same.',
+      )
+      .requiredOption('--config <FILE>', 'configuration file of the running appliance'),
+  ).action(async (o: { config: string } & OperatorOptions) => print(await controlCall(resolve(o.config), '/reload', o)));
   program
     .command('fault')
     .description('Fault injection for tests and demos: make one HSM node slow, failing or frozen, or clear it (kind none)')

@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config/load.js';
 import { CliError } from './errors.js';
+import { register as registerAudit } from './audit.js';
 import { register as registerConfigTools } from './config-tools.js';
 import { register as registerControl } from './control.js';
 import { register as registerDemo } from './demo.js';
@@ -20,6 +21,7 @@ export async function main(argv: string[]): Promise<void> {
   registerControl(program);
   registerConfigTools(program);
   registerHaproxy(program);
+  registerAudit(program);
   try {
     await program.parseAsync(argv);
   } catch (err) {

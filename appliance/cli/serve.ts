@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
 import { runUntilSignalled } from '../lifecycle.js';
 import { createLogger } from '../logging.js';
+import { notifySupervisor } from '../fleet/notify.js';
 import { startAppliance } from '../service.js';
 
 export function register(program: Command): void {
@@ -21,6 +22,7 @@ export function register(program: Command): void {
       const loaded = await loadConfig(resolve(o.config));
       const logger = createLogger(loaded.config.logging.level);
       const app = await startAppliance(loaded, logger);
-      runUntilSignalled(app, logger);
+      const life = runUntilSignalled(app, logger);
+      notifySupervisor(app, life.stop);
     });
 }

@@ -136,11 +136,27 @@ export function checkConfig(config: Config): void {
   }
 }
 
+/**
+ * xksProxyFleetSize is the number of instances configured to serve: with a fleet list it is the
+ * list's length, and a proxy.fleetSize that says otherwise is refused rather than reported to KMS.
+ */
+function resolveFleet(config: Config, raw: unknown): Config {
+  const fleet = config.fleet;
+  if (!fleet) return config;
+  unique(fleet.instances, (i) => i.id, 'fleet.instances[].id');
+  unique(fleet.instances, (i) => `${i.host}:${i.port ?? config.server.port}`, 'fleet.instances[] address');
+  const given = (raw as { proxy?: { fleetSize?: unknown } } | null)?.proxy?.fleetSize;
+  if (given !== undefined && given !== fleet.instances.length) {
+    throw new ConfigError(`proxy.fleetSize (${String(given)}) disagrees with the ${fleet.instances.length} instance(s) in fleet.instances: remove proxy.fleetSize, the fleet list sets it`);
+  }
+  return { ...config, proxy: { ...config.proxy, fleetSize: fleet.instances.length } };
+}
+
 /** Validate a parsed document against the schema; returns the typed config. */
 export function parseConfig(raw: unknown, source: string): Config {
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) throw new ConfigError(formatIssues(source, parsed.error.issues));
-  return parsed.data;
+  return resolveFleet(parsed.data, raw);
 }
 
 export async function loadConfig(file: string): Promise<LoadedConfig> {

@@ -1,5 +1,6 @@
-// The one configuration schema of the appliance. Every component takes its settings from the
-// `Config` type inferred here; the loader (load.ts) resolves paths and checks what a schema
+// The one configuration schema of the appliance. The YAML file is validated into `Config` here and
+// its parts are handed down to each layer, which declares the option types it takes (they must fit:
+// see ConfigFitsLayers below). The loader (load.ts) resolves paths and checks what a schema
 // cannot (files, permissions, cross references). Messages name the field and say how to fix it.
 import { z } from 'zod';
 import { validateCidr } from '../../xks/cidr-list.js';
@@ -126,6 +127,21 @@ const tls = z
     path: ['clientAuth', 'alertOnReject'],
   });
 
+/**
+ * One proxy instance of the fleet behind the load balancers (its own VM, or its own process in the
+ * demo). Ports default to this configuration's own: on VMs every instance uses the same ones.
+ */
+const fleetInstance = z
+  .object({
+    id: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'use 1-64 characters from A-Z a-z 0-9 . _ -'),
+    host: z.string().regex(/^[A-Za-z0-9.:-]+$/, 'the address or DNS name HAProxy and the NLB reach this instance at'),
+    port: z.number().int().min(1).max(65535).optional(),
+    agentPort: z.number().int().min(1).max(65535).optional(),
+    healthPort: z.number().int().min(1).max(65535).optional(),
+    metricsPort: z.number().int().min(1).max(65535).optional(),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     mode: z.enum(['production', 'demo']).default('production'),
@@ -206,6 +222,11 @@ export const configSchema = z
       })
       .strict(),
     keyStores: z.array(keyStore).min(1, 'configure at least one key store'),
+    /** Every instance configured to serve: xksProxyFleetSize, the HAProxy servers, `status --fleet`. */
+    fleet: z
+      .object({ instances: z.array(fleetInstance).min(1, 'list every proxy instance, this one included').max(64) })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -215,6 +236,7 @@ export type KeyConfig = KeyStoreConfig['keys'][number];
 export type PolicyConfig = z.infer<typeof policy>;
 export type HsmNodeConfig = Config['hsm']['nodes'][number];
 export type HsmConfig = Config['hsm'];
+export type FleetInstanceConfig = z.infer<typeof fleetInstance>;
 export type KeyUsage = (typeof KEY_USAGES)[number];
 
 export const credentialsFileSchema = z

@@ -1,23 +1,10 @@
 // Client side of the control channel, for the operator commands.
 import http from 'node:http';
-import { userInfo } from 'node:os';
 import { CliError } from '../cli/errors.js';
 import { controlSocketPath } from './server.js';
 
-/** Who runs this command, for the audit trail: the login behind sudo, else this user. */
-export function operatorName(): string {
-  const env = process.env['SUDO_USER'] || process.env['USER'] || process.env['LOGNAME'];
-  if (env) return env;
-  try {
-    return userInfo().username;
-  } catch {
-    return `uid:${process.getuid?.() ?? 'unknown'}`;
-  }
-}
-
 export function controlCall(configFile: string, command: string, body: object = {}): Promise<Record<string, unknown>> {
   const socketPath = controlSocketPath(configFile);
-  body = { operator: operatorName(), ...body };
   return new Promise((resolve, reject) => {
     const req = http.request({ socketPath, path: command, method: 'POST', headers: { 'content-type': 'application/json' }, timeout: 10_000 }, (res) => {
       let text = '';

@@ -35,7 +35,24 @@ export function demoLayout(dirArg: string) {
     kmsProxyConfigFile: join(dir, 'kms-proxy-config.json'),
     haproxyDir: join(dir, 'haproxy'),
     demoJson: join(dir, 'demo.json'),
+    /**
+     * Proxy instance k (1-based): instance 1 is the top-level configuration; each other one has a
+     * directory of its own, so its control socket (next to its configuration) is its own too.
+     */
+    instanceConfigFile: (k: number) => (k === 1 ? join(dir, 'xks.yaml') : join(dir, 'instances', instanceId(k - 1), 'xks.yaml')),
+    instanceAuditLog: (k: number) => (k === 1 ? join(dir, 'logs', 'audit.log') : join(dir, 'logs', `audit-${instanceId(k - 1)}.log`)),
   };
+}
+
+export const instanceId = (i: number) => `xks-${i + 1}`;
+
+/**
+ * Ports of instance k (1-based): API, metrics, HTTP health, agent-check. Instance 1 has PORT..PORT+3
+ * and the demo's own HAProxy monitor PORT+4; instance k starts at PORT + 8(k-1).
+ */
+export function instancePorts(port: number, k: number) {
+  const base = port + 8 * (k - 1);
+  return { api: base, metrics: base + 1, healthHttp: base + 2, agent: base + 3 };
 }
 
 export type DemoLayout = ReturnType<typeof demoLayout>;

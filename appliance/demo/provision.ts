@@ -2,17 +2,19 @@
 // SoftHSM2 token per node holding the same keys, the development PKI, and the configuration file.
 import { randomBytes, randomInt } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { writeFileAtomic } from '../certs/atomic-write.js';
 import { ensureDemoPki, type DemoPkiFiles } from '../certs/devpki.js';
 import type { Credential } from '../config/schema.js';
 import { provisionToken, writeSoftHsmConf } from './tokens.js';
-import { DEMO_KEYS, DEMO_PREFIX, DEMO_REGION, DEMO_STORE, HEALTH_KEY_LABEL, nodeId, tokenLabel, type DemoLayout } from './layout.js';
+import { DEMO_KEYS, DEMO_PREFIX, DEMO_REGION, DEMO_STORE, HEALTH_KEY_LABEL, instanceId, instancePorts, nodeId, tokenLabel, type DemoLayout } from './layout.js';
 
 export interface DemoOptions {
   port: number;
   nodes: number;
+  /** Proxy instances (--instances), each its own process with its own configuration file. */
+  instances: number;
   mtls: boolean;
   allow: string[];
   acceptProxy: boolean;
@@ -72,15 +74,23 @@ export function provisionPki(layout: DemoLayout, opts: DemoOptions): DemoPkiFile
   return ensureDemoPki(layout.tls, { serverNames: ['localhost'], serverIps: ['127.0.0.1'], mtls: opts.mtls, region: DEMO_REGION });
 }
 
-/** The appliance configuration the demo runs with: the same schema an operator writes. */
-export function demoConfig(layout: DemoLayout, opts: DemoOptions, pki: DemoPkiFiles): object {
-  const p = opts.port;
+/**
+ * The appliance configuration instance k (1-based) runs with: the same schema an operator writes.
+ * Instances differ only in their ports and audit log; all name the whole fleet.
+ */
+export function demoConfig(layout: DemoLayout, opts: DemoOptions, pki: DemoPkiFiles, k = 1): object {
+  const ports = instancePorts(opts.port, k);
+  const fleet = Array.from({ length: opts.instances }, (_, i) => {
+    const p = instancePorts(opts.port, i + 1);
+    return { id: instanceId(i), host: '127.0.0.1', port: p.api, agentPort: p.agent, healthPort: p.healthHttp, metricsPort: p.metrics };
+  });
   return {
     mode: 'demo',
-    proxy: { hostname: 'localhost', fleetSize: 1, vendor: 'xks-appliance', regions: [DEMO_REGION] },
+    proxy: { hostname: 'localhost', vendor: 'xks-appliance', regions: [DEMO_REGION] },
+    fleet: { instances: fleet },
     server: {
       host: '127.0.0.1',
-      port: p,
+      port: ports.api,
       tls: {
         certFile: pki.serverChainFile,
         keyFile: pki.serverKeyFile,
@@ -97,10 +107,10 @@ export function demoConfig(layout: DemoLayout, opts: DemoOptions, pki: DemoPkiFi
         timeoutMs: 3000,
       },
     },
-    health: { path: '/healthz', httpPort: p + 2, agentPort: p + 3 },
-    metrics: { host: '127.0.0.1', port: p + 1 },
+    health: { path: '/healthz', httpPort: ports.healthHttp, agentPort: ports.agent },
+    metrics: { host: '127.0.0.1', port: ports.metrics },
     logging: { level: 'info' },
-    audit: { file: layout.auditLog },
+    audit: { file: layout.instanceAuditLog(k) },
     hsm: {
       vendor: 'SoftHSM',
       callTimeoutMs: 100,
@@ -137,6 +147,8 @@ export function prepareDirs(layout: DemoLayout): void {
   mkdirSync(layout.tls, { recursive: true, mode: 0o700 });
 }
 
-export function writeConfig(layout: DemoLayout, config: object): void {
-  writeFileAtomic(layout.configFile, `# Written by "xks demo" on every start; edit a copy for a real appliance.\n${stringify(config)}`, 0o600);
+export function writeConfig(layout: DemoLayout, config: object, k = 1): void {
+  const file = layout.instanceConfigFile(k);
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  writeFileAtomic(file, `# Written by "xks demo" on every start; edit a copy for a real appliance.\n${stringify(config)}`, 0o600);
 }

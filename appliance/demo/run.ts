@@ -1,6 +1,7 @@
-// `xks demo`: the appliance as a new operator first meets it (shared/demo-contract.md). Provision,
-// start, then publish demo.json (atomically) once the API answers and every HSM node is ACTIVE;
-// keep its pids current; stop cleanly on SIGTERM/SIGINT with exit code 0.
+// `xks demo`: the appliance as a new operator first meets it (docs/demo.md). Provision, start
+// (one instance in this process, or several supervised processes), then publish demo.json
+// (atomically) once the API answers and every HSM node is ACTIVE; keep its pids current; stop
+// cleanly on SIGTERM/SIGINT with exit code 0.
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { startDemoHaproxy, type DemoHaproxy } from './haproxy.js';
@@ -8,12 +9,15 @@ import { writeFileAtomic } from '../certs/atomic-write.js';
 import { loadConfig } from '../config/load.js';
 import { createLogger } from '../logging.js';
 import { writeKmsProxyConfig } from '../kms-config.js';
-import { runUntilSignalled } from '../lifecycle.js';
+import { runUntilSignalled, type Runnable } from '../lifecycle.js';
+import type { Logger } from '../logging.js';
+import type { NodeSummary } from '../fleet/notify.js';
 import { startAppliance, type Appliance } from '../service.js';
-import { DEMO_KEYS, DEMO_PREFIX, DEMO_REGION, DEMO_STORE, demoLayout, type DemoLayout } from './layout.js';
+import { superviseInstance } from './instances.js';
+import { DEMO_KEYS, DEMO_PREFIX, DEMO_REGION, DEMO_STORE, demoLayout, instanceId, type DemoLayout } from './layout.js';
 import { demoConfig, demoCredentials, prepareDirs, provisionPki, provisionTokens, writeConfig, type DemoOptions } from './provision.js';
 import type { DemoPkiFiles } from '../certs/devpki.js';
-import type { Credential } from '../config/schema.js';
+import type { Config, Credential } from '../config/schema.js';
 import { CliError } from '../cli/errors.js';
 
 export interface DemoRunOptions extends Omit<DemoOptions, 'module' | 'haproxy'> {
@@ -29,32 +33,101 @@ export function findSoftHsm(): string {
   return found;
 }
 
-function demoJson(layout: DemoLayout, app: Appliance, pki: DemoPkiFiles, creds: Credential[], extra: object): object {
-  const port = app.api.port;
-  const [first, second] = creds as [Credential, Credential];
+/** What demo.json says about one proxy instance (shared/demo-contract.md: instances[]). */
+function instanceEntry(config: Config, id: string, pid: number | undefined, configFile: string, hsmNodes: NodeSummary[]): object {
+  const port = config.server.port;
+  return {
+    id,
+    pid,
+    endpoint: `https://localhost:${port}`,
+    configFile,
+    healthzUrl: `https://localhost:${port}${config.health.path}`,
+    healthHttpUrl: `http://127.0.0.1:${config.health.httpPort}${config.health.path}`,
+    metricsUrl: `http://127.0.0.1:${config.metrics.port}/metrics`,
+    agentCheckPort: config.health.agentPort,
+    auditLog: config.audit?.file,
+    hsmNodes,
+  };
+}
+
+/** The top-level fields describe instance 1 (`first`); `pid` is always the demo's own process. */
+function demoJson(layout: DemoLayout, first: Config, hsmNodes: NodeSummary[], pki: DemoPkiFiles, creds: Credential[], instances: object[], extra: object): object {
+  const port = first.server.port;
+  const [cred1, cred2] = creds as [Credential, Credential];
   return {
     pid: process.pid,
     endpoint: `https://localhost:${port}`,
     store: DEMO_STORE,
     uriPath: `${DEMO_PREFIX}/kms/xks/v1`,
     region: DEMO_REGION,
-    accessKeyId: first.accessKeyId,
-    secretAccessKey: first.secretAccessKey,
-    secondCredential: { accessKeyId: second.accessKeyId, secretAccessKey: second.secretAccessKey },
+    accessKeyId: cred1.accessKeyId,
+    secretAccessKey: cred1.secretAccessKey,
+    secondCredential: { accessKeyId: cred2.accessKeyId, secretAccessKey: cred2.secretAccessKey },
     caFile: pki.caFile,
-    ...(pki.client && app.config.server.tls.clientAuth
+    ...(pki.client && first.server.tls.clientAuth
       ? { clientCert: pki.client.certFile, clientKey: pki.client.keyFile, wrongClientCert: pki.client.wrongCertFile, wrongClientKey: pki.client.wrongKeyFile }
       : {}),
     keys: Object.fromEntries(DEMO_KEYS.map((k) => [k.role, k.id])),
-    healthzUrl: `https://localhost:${port}${app.config.health.path}`,
-    metricsUrl: `http://127.0.0.1:${app.config.metrics.port}/metrics`,
-    healthHttpUrl: `http://127.0.0.1:${app.config.health.httpPort}${app.config.health.path}`,
-    agentCheckPort: app.config.health.agentPort,
+    healthzUrl: `https://localhost:${port}${first.health.path}`,
+    metricsUrl: `http://127.0.0.1:${first.metrics.port}/metrics`,
+    healthHttpUrl: `http://127.0.0.1:${first.health.httpPort}${first.health.path}`,
+    agentCheckPort: first.health.agentPort,
     configFile: layout.configFile,
     auditLog: layout.auditLog,
     kmsProxyConfigFile: layout.kmsProxyConfigFile,
-    hsmNodes: app.hsm.status().map((n) => ({ id: n.id, pid: n.pid, health: n.health })),
+    hsmNodes,
     ...extra,
+    instances,
+  };
+}
+
+const nodeSummary = (app: Appliance): NodeSummary[] => app.hsm.status().map((n) => ({ id: n.id, pid: n.pid, health: n.health }));
+
+/**
+ * The instances serving, and demo.json's view of them. One instance runs inside the demo process
+ * (pid = the demo); several run as supervised `xks serve` processes.
+ */
+interface RunningInstances extends Runnable {
+  readonly first: Config;
+  hsmNodes(): NodeSummary[];
+  entries(): object[];
+  onChange(listener: () => void): void;
+}
+
+async function startInProcess(layout: DemoLayout, logger: Logger, extraRoots: string[]): Promise<RunningInstances> {
+  const app = await startAppliance(await loadConfig(layout.configFile), logger, { extraRoots });
+  return {
+    first: app.config,
+    hsmNodes: () => nodeSummary(app),
+    entries: () => [instanceEntry(app.config, instanceId(0), process.pid, layout.configFile, nodeSummary(app))],
+    onChange: (listener) => app.hsm.onChange(listener),
+    reload: (by) => app.reload(by),
+    close: () => app.close(),
+  };
+}
+
+async function startSupervised(layout: DemoLayout, count: number, logger: Logger): Promise<RunningInstances> {
+  const configs = await Promise.all(Array.from({ length: count }, (_, i) => loadConfig(layout.instanceConfigFile(i + 1))));
+  const listeners: Array<() => void> = [];
+  const changed = () => listeners.forEach((l) => l());
+  const instances = configs.map((c, i) => superviseInstance(instanceId(i), c.file, logger, changed));
+  const close = async () => {
+    await Promise.all(instances.map((i) => i.stop()));
+  };
+  try {
+    await Promise.all(instances.map((i) => i.firstReady));
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return {
+    first: configs[0]!.config,
+    hsmNodes: () => instances[0]!.hsmNodes,
+    entries: () => instances.map((inst, i) => instanceEntry(configs[i]!.config, inst.id, inst.pid, inst.configFile, inst.hsmNodes)),
+    onChange: (listener) => listeners.push(listener),
+    // SIGHUP to the demo reloads every instance, as `systemctl reload` on each VM would.
+    reload: () => instances.forEach((i) => i.pid && process.kill(i.pid, 'SIGHUP')),
+    close,
   };
 }
 
@@ -66,39 +139,40 @@ export async function runDemo(opts: DemoRunOptions): Promise<void> {
   // demo.json means "ready": a previous run's must not be mistaken for this one's.
   rmSync(layout.demoJson, { force: true });
   const options: DemoOptions = { ...opts, haproxy: opts.haproxyPort !== undefined, module };
-  logger.info({ dir: layout.dir, nodes: opts.nodes }, 'preparing demo: tokens, keys, certificates, credentials');
+  logger.info({ dir: layout.dir, nodes: opts.nodes, instances: opts.instances }, 'preparing demo: tokens, keys, certificates, credentials');
   await provisionTokens(layout, options);
   const pki = provisionPki(layout, options);
   const creds = demoCredentials(layout);
-  writeConfig(layout, demoConfig(layout, options, pki));
+  for (let k = 1; k <= opts.instances; k++) writeConfig(layout, demoConfig(layout, options, pki, k), k);
   writeKmsProxyConfig(layout.kmsProxyConfigFile, `${DEMO_PREFIX}/kms/xks/v1`, creds[0]!);
 
-  const app = await startAppliance(await loadConfig(layout.configFile), logger, { extraRoots: [readFileSync(pki.caFile, 'utf8')] });
+  const fleet = opts.instances === 1 ? await startInProcess(layout, logger, [readFileSync(pki.caFile, 'utf8')]) : await startSupervised(layout, opts.instances, logger);
   const extra: Record<string, unknown> = {};
   let haproxy: DemoHaproxy | undefined;
   if (opts.haproxyPort) {
-    haproxy = await startDemoHaproxy(app.config, {
+    haproxy = await startDemoHaproxy(fleet.first, {
       dir: layout.haproxyDir,
       port: opts.haproxyPort,
       monitorPort: opts.port + 4,
       caFile: pki.caFile,
       logFile: join(layout.dir, 'logs', 'haproxy.log'),
     }).catch(async (err: unknown) => {
-      await app.close();
+      await fleet.close();
       throw err;
     });
     extra['haproxy'] = { endpoint: haproxy.endpoint, monitorUrl: haproxy.monitorUrl, configFile: haproxy.configFile, pid: haproxy.pid };
   }
-  const publish = () => writeFileAtomic(layout.demoJson, JSON.stringify(demoJson(layout, app, pki, creds, extra), null, 2) + '\n', 0o600);
+  const publish = () =>
+    writeFileAtomic(layout.demoJson, JSON.stringify(demoJson(layout, fleet.first, fleet.hsmNodes(), pki, creds, fleet.entries(), extra), null, 2) + '\n', 0o600);
   const life = runUntilSignalled(
-    app,
+    fleet,
     logger,
     async () => haproxy?.stop(),
     () => rmSync(layout.demoJson, { force: true }),
   );
   publish();
-  app.hsm.onChange(() => {
+  fleet.onChange(() => {
     if (!life.stopping) publish();
   });
-  logger.info({ demoJson: layout.demoJson, endpoint: `https://localhost:${app.api.port}` }, 'demo ready');
+  logger.info({ demoJson: layout.demoJson, endpoint: `https://localhost:${fleet.first.server.port}`, instances: opts.instances }, 'demo ready');
 }

@@ -1,12 +1,12 @@
-// The demo contract (shared/demo-contract.md): every field of demo.json, the KMS console file
+// The demo contract (docs/demo.md): every field of demo.json, the KMS console file
 // (S11), the HSM node processes, a clean SIGTERM/SIGINT stop with exit 0 and no process left,
 // and a second start on the same directory that reuses credentials, PKI and key material.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { startDemo, type RunningDemo } from '../helpers/demo.js';
 import { withDemo } from '../helpers/fixture.js';
+import { alive, gone, parentOf } from '../helpers/processes.js';
 import { b64, meta, request, XksClient } from '../helpers/xks-client.js';
 
 let d: RunningDemo;
@@ -18,27 +18,15 @@ withDemo(t, [], (demo, client) => {
 
 const mode = (file: string) => statSync(file).mode & 0o777;
 
-/** Running, and not a zombie waiting to be reaped. */
-function alive(pid: number): boolean {
-  try {
-    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]![0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
-const parentOf = (pid: number) => Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
-
-/** Processes exit a moment after their parent does: wait for that, boundedly. */
-async function gone(pids: number[]): Promise<boolean> {
-  for (let i = 0; i < 100 && pids.some(alive); i++) await sleep(100);
-  return !pids.some(alive);
-}
-
 t.test('demo.json: identity, endpoint and store fields', async (t) => {
   const j = d.demo;
   t.equal(j.pid, d.proc.pid, 'pid is the demo process');
   t.ok(alive(j.pid), 'pid is live');
+  t.same(
+    j.instances.map((i) => [i.id, i.pid, i.endpoint, i.configFile]),
+    [['xks-1', j.pid, j.endpoint, j.configFile]],
+    'instances[]: one entry without --instances, the demo process itself',
+  );
   t.equal(j.endpoint, `https://localhost:${d.port}`);
   t.equal(j.store, 'demo');
   t.equal(j.uriPath, '/demo/kms/xks/v1');

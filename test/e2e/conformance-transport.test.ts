@@ -1,6 +1,6 @@
 // Conformance §1 (transport and routing) against the real demo appliance: content types (T1), TLS
 // versions and suites (T3), methods (T5), URI shape and routing before authentication (T6-T11),
-// long ARNs (T12) and the body cap (T13). Rule ids are those of shared/xks-conformance.md.
+// long ARNs (T12) and the body cap (T13). Rule ids are those of docs/conformance.md.
 import https from 'node:https';
 import tls from 'node:tls';
 import t from 'tap';

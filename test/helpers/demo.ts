@@ -1,5 +1,5 @@
 // Start the appliance the way every acceptance check does: `bin/xks demo` in a child process,
-// ready when DIR/demo.json appears (shared/demo-contract.md).
+// ready when DIR/demo.json appears (docs/demo.md).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
@@ -35,6 +35,21 @@ export interface DemoJson {
   kmsProxyConfigFile: string;
   hsmNodes: Array<{ id: string; pid: number; health: string }>;
   haproxy?: { endpoint: string; monitorUrl: string; configFile: string; pid: number };
+  instances: DemoInstance[];
+}
+
+/** One proxy instance in demo.json (one entry without --instances). */
+export interface DemoInstance {
+  id: string;
+  pid: number;
+  endpoint: string;
+  configFile: string;
+  healthzUrl: string;
+  healthHttpUrl: string;
+  metricsUrl: string;
+  agentCheckPort: number;
+  auditLog: string;
+  hsmNodes: Array<{ id: string; pid: number; health: string }>;
 }
 
 export interface RunningDemo {
@@ -75,12 +90,27 @@ export async function freePorts(span: number): Promise<number> {
   throw new Error('no free ports');
 }
 
-export async function startDemo(args: string[] | ((port: number) => string[]) = [], opts: { dir?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv; /** e.g. --cpu-prof, for the appliance and its HSM node processes. */ nodeOptions?: string } = {}): Promise<RunningDemo> {
+/**
+ * `instances`: with --instances I the demo needs 8 ports per instance (PORT+8(N-1) .. +3 for
+ * instance N; PORT+4 .. PORT+7 stay for HAProxy); it is passed as --instances when above 1.
+ */
+export async function startDemo(
+  args: string[] | ((port: number) => string[]) = [],
+  opts: {
+    dir?: string;
+    timeoutMs?: number;
+    env?: NodeJS.ProcessEnv;
+    instances?: number;
+    /** e.g. --cpu-prof, for the appliance and its HSM node processes. */
+    nodeOptions?: string;
+  } = {},
+): Promise<RunningDemo> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'xks-demo-'));
-  const port = await freePorts(8);
+  const instances = opts.instances ?? 1;
+  const port = await freePorts(8 * instances);
   rmSync(join(dir, 'demo.json'), { force: true }); // a previous run's is not this run's readiness
   let out = '';
-  const extra = typeof args === 'function' ? args(port) : args;
+  const extra = [...(typeof args === 'function' ? args(port) : args), ...(instances > 1 ? ['--instances', String(instances)] : [])];
   const proc = spawn(...xksCommand(['demo', '--dir', dir, '--port', String(port), ...extra], opts.nodeOptions), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
