@@ -42,7 +42,8 @@ export function buildRuntime(config: Config, shared: { hsm: HsmCluster; keys: Ke
     deps: { hsm: shared.hsm, keys: shared.keys, blocks: shared.blocks, proxy: config.proxy, hsmConfig: config.hsm },
     maxBodyBytes: config.server.maxBodyBytes,
     requestBudgetMs: config.hsm.requestBudgetMs,
-    regions: undefined,
+    regions: config.proxy.regions,
+    hostname: config.proxy.hostname,
   };
 }
 

@@ -8,7 +8,8 @@ import type { Config } from './config/schema.js';
 import { controlSocketPath, startControlServer } from './control/server.js';
 import type { Logger } from './logging.js';
 import { createApiListener, type ApiListener } from '../gateway/listener.js';
-import { agentReply, healthCheckBody, startAgentCheck, startHealthHttp, startMetricsHttp, type InstanceHealth, type SideServer } from '../gateway/health.js';
+import { CidrList } from '../xks/cidr-list.js';
+import { agentReply, healthCheckBody, startAgentCheck, startHealthHttp, startMetricsHttp, type InstanceHealth, type SideAllow, type SideServer } from '../gateway/health.js';
 import { createPipeline } from '../gateway/pipeline.js';
 import { buildRuntime, restartOnlyFields, type Runtime } from './runtime.js';
 import type { AdminAction } from '../xks/audit/entry.js';
@@ -19,6 +20,8 @@ import type { HsmCluster } from '../xks/hsm/types.js';
 import { NO_BLOCKS } from '../xks/blocks.js';
 import { KeyDirectory } from '../xks/keys.js';
 import { Metrics } from '../xks/metrics.js';
+import type { RequestRecord } from '../xks/context.js';
+import { RefusalLog } from './refusal-log.js';
 
 /** Who asked for an administrative action, and why (the audit trail's operator and reason). */
 export interface Operator {
@@ -114,6 +117,16 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
     };
     const requestLog = logger.child({ component: 'request' });
     const loggers = [logger, hsmLog, requestLog];
+    const refusals = new RefusalLog(config.logging.refusalIntervalMs, ({ fields, suppressed }, intervalMs) => {
+      const detail = `${suppressed} more like this in ${intervalMs / 1000} s, not written one by one`;
+      logger.warn({ ...fields, suppressed, detail }, 'refusals summed up');
+      if (fields['status'] !== undefined) audit?.request({ ...(fields as RequestRecord), suppressed }, () => undefined);
+    });
+    closers.push(async () => refusals.close());
+    const onReject = (reason: string, source: string | undefined, detail?: string) => {
+      metrics.rejected.inc({ reason });
+      if (refusals.admit(`${reason}|${source}`, { reason, source })) logger.warn({ reason, source, detail }, 'connection refused');
+    };
     const pipeline = createPipeline({
       runtime: () => runtime,
       healthCheck: () => healthCheckBody(health()),
@@ -121,18 +134,19 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
         metrics.request(record);
         // Load balancers ask every second or two: their checks are counted, not logged or audited.
         if (record.operation === 'health-check') return release(true);
+        // Not authenticated (401, or refused before SigV4): logged and audited once per source,
+        // status and interval; the rest are summed up (RefusalLog).
+        if (record.accessKeyId === undefined && record.status !== 200) {
+          const fields = { source: record.source, status: record.status, errorName: record.errorName };
+          if (!refusals.admit(`request|${record.status}|${record.source}`, fields)) return release(true);
+        }
         if (record.status === 200) requestLog.info(record, 'request');
         else requestLog.warn(record, 'request');
         if (audit) audit.request(record, release);
         else release(true);
       },
     });
-    const listener: ApiListener = createApiListener(config, pipeline, {
-      onReject(reason, source, detail) {
-        metrics.rejected.inc({ reason });
-        logger.warn({ reason, source, detail }, 'connection refused');
-      },
-    });
+    const listener: ApiListener = createApiListener(config, pipeline, { onReject });
     const api = await listener.listen().catch((err: NodeJS.ErrnoException) => {
       throw new ConfigError(`server.port: cannot listen on ${config.server.host}:${config.server.port} (${err.code ?? err.message})`);
     });
@@ -213,8 +227,19 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
     const { port: metricsPort } = config.metrics;
     const { httpPort, agentPort } = config.health;
     if (metricsPort) await sideListen('metrics.port', metricsPort, () => startMetricsHttp(host, metricsPort, () => metrics.registry.metrics(), metrics.registry.contentType));
-    if (httpPort) await sideListen('health.httpPort', httpPort, () => startHealthHttp(config.server.host, httpPort, config.health.path, health));
-    if (agentPort) await sideListen('health.agentPort', agentPort, () => startAgentCheck(config.server.host, agentPort, health));
+    // health.allow defaults to server.allow, which a reload may change: follow the running one.
+    let sideAllowList = { for: config, list: new CidrList(config.health.allow ?? config.server.allow) };
+    const sideAllowed = (address: string) => {
+      const c = runtime.config;
+      if (sideAllowList.for !== c) sideAllowList = { for: c, list: new CidrList(c.health.allow ?? c.server.allow) };
+      return sideAllowList.list.has(address);
+    };
+    const sideAllow = (port: string): SideAllow => ({
+      has: sideAllowed,
+      onReject: (source) => onReject(`${port}-allowlist`, source),
+    });
+    if (httpPort) await sideListen('health.httpPort', httpPort, () => startHealthHttp(config.server.host, httpPort, config.health.path, health, sideAllow('health-http')));
+    if (agentPort) await sideListen('health.agentPort', agentPort, () => startAgentCheck(config.server.host, agentPort, health, sideAllow('agent')));
     const control = await startControlServer(controlSocketPath(loaded.file), {
       status: () => ({ api, draining, health: health(), agent: agentReply(health()).trim(), nodes: hsm.status(), audit: audit ? { file: config.audit?.file, head: audit.head() } : undefined }),
       setDraining,

@@ -17,7 +17,7 @@ import { ClientCertificateReader, HANDSHAKE_FAILURE_ALERT, type Verdict } from '
 export interface ClientCertGateOptions {
   /** Trust anchors: the configured client CA certificates. */
   caCerts: readonly X509Certificate[];
-  /** Allowed leaf common names; empty: any. */
+  /** Allowed leaf common names; empty: none (client auth never accepts any subject of the CA). */
   subjects: ReadonlySet<string>;
   now?: () => Date;
   /** Called once for a refused client, with a reason for the log (no secrets in it). */
@@ -54,7 +54,7 @@ export function judgeClientChain(chain: readonly Buffer[], opts: Pick<ClientCert
   if (untrusted !== null) return untrusted;
   const cns = leaf.subject.split('\n').filter((line) => line.startsWith('CN='));
   const cn = cns.length === 1 ? cns[0]!.slice(3) : undefined;
-  if (opts.subjects.size > 0 && (cn === undefined || !opts.subjects.has(cn))) return `subject CN ${JSON.stringify(cn ?? null)} not allowed`;
+  if (cn === undefined || !opts.subjects.has(cn)) return `subject CN ${JSON.stringify(cn ?? null)} not allowed`;
   if (leaf.keyUsage && !leaf.keyUsage.some((u) => CLIENT_AUTH_USAGES.includes(u))) return 'certificate not for client authentication';
   return null;
 }

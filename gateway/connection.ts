@@ -15,6 +15,11 @@ export interface ConnectionInfo {
   peerAddress: string;
   /** AWS VPC endpoint id from the NLB's PROXY v2 TLV (0xEA/0x01), when present. */
   vpceId: string | undefined;
+  /** A PROXY v2 LOCAL connection: the trusted proxy's own health check, for the health path only. */
+  local?: boolean;
+  /** Set by the listener: the pipeline calls it when a request on this connection passed SigV4,
+   *  which earns the connection the long keep-alive and protects its slot. */
+  authenticated?(socket: Socket): void;
 }
 
 export const connectionContext = new AsyncLocalStorage<ConnectionInfo>();

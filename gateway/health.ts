@@ -40,6 +40,23 @@ const closer = (server: net.Server): SideServer => ({
     }),
 });
 
+/** Who may connect to a side port: they reveal capacity and drain state, so not everyone. */
+export interface SideAllow {
+  has(address: string): boolean;
+  onReject(source: string): void;
+}
+
+/** Refuse a connection from outside `allow` before anything is read or written. */
+function guard(server: net.Server, allow: SideAllow): void {
+  server.on('connection', (socket: net.Socket) => {
+    const source = socket.remoteAddress ?? '';
+    if (!allow.has(source)) {
+      allow.onReject(source);
+      socket.destroy();
+    }
+  });
+}
+
 function listen(server: net.Server, host: string, port: number): Promise<SideServer> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -51,7 +68,7 @@ function listen(server: net.Server, host: string, port: number): Promise<SideSer
 }
 
 /** Plain-HTTP health endpoint for an NLB target group that checks over HTTP on its own port. */
-export function startHealthHttp(host: string, port: number, path: string, state: () => InstanceHealth): Promise<SideServer> {
+export function startHealthHttp(host: string, port: number, path: string, state: () => InstanceHealth, allow: SideAllow): Promise<SideServer> {
   const server = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
     const url = (req.url ?? '/').split('?', 1)[0];
     const { ok, body } = url === path && (req.method === 'GET' || req.method === 'HEAD') ? healthCheckBody(state()) : { ok: false, body: { status: 'not found' } };
@@ -59,11 +76,15 @@ export function startHealthHttp(host: string, port: number, path: string, state:
     res.writeHead(url === path ? (ok ? 200 : 503) : 404, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
     res.end(req.method === 'HEAD' ? undefined : text);
   });
+  guard(server, allow);
   return listen(server, host, port);
 }
 
-export function startAgentCheck(host: string, port: number, state: () => InstanceHealth): Promise<SideServer> {
-  const server = net.createServer((socket) => {
+export function startAgentCheck(host: string, port: number, state: () => InstanceHealth, allow: SideAllow): Promise<SideServer> {
+  const server = net.createServer();
+  guard(server, allow); // first: 'connection' listeners run in order
+  server.on('connection', (socket: net.Socket) => {
+    if (socket.destroyed) return;
     socket.on('error', () => socket.destroy());
     socket.end(agentReply(state()));
   });

@@ -15,7 +15,15 @@ import { allowedClientSubjects, clientCaCertificates, clientSubjectAllowed, tlsO
 import { gateClientCertificate } from './client-cert-gate.js';
 import { errorBody, type ErrorName } from '../xks/errors.js';
 
-export type RejectReason = 'allowlist' | 'proxy-protocol' | 'per-source-limit' | 'tls-client-subject' | 'tls-client-certificate' | 'tls-handshake';
+export type RejectReason =
+  | 'allowlist'
+  | 'proxy-protocol'
+  | 'per-source-limit'
+  | 'max-connections'
+  | 'unauthenticated-evicted'
+  | 'tls-client-subject'
+  | 'tls-client-certificate'
+  | 'tls-handshake';
 
 export interface ListenerEvents {
   /** A connection refused before any HTTP: logged and counted by the caller. */
@@ -91,6 +99,14 @@ export function createApiListener(config: GatewayOptions, handler: RequestListen
   let tlsConfig = s.tls;
   let clientCas = clientCaCertificates(tlsConfig);
   const refusedByGate = new WeakSet<ConnectionInfo>();
+  // Connection slots. Every accepted TCP connection holds one; those none of whose requests has
+  // passed SigV4 yet are also in `unauthenticated`, oldest first. When all slots are taken, the
+  // oldest unauthenticated connection gives its slot to the newcomer: clients without credentials
+  // can never lock KMS out, and an authenticated KMS connection is never closed to make room.
+  const open = new Set<net.Socket>();
+  const unauthenticated = new Set<net.Socket>();
+  const unauthIdleMs = Math.min(s.unauthenticatedIdleTimeoutMs, s.keepAliveTimeoutMs);
+  const authenticatedInfo = new WeakSet<ConnectionInfo>();
 
   const server = https.createServer(
     {
@@ -120,6 +136,17 @@ export function createApiListener(config: GatewayOptions, handler: RequestListen
     res.once('close', () => {
       if (inFlight.get(req.socket) === entry) inFlight.delete(req.socket);
     });
+    // Runs after Node's own 'finish' handler, which armed the long keep-alive timeout.
+    res.once('finish', () => {
+      const info = connectionOf(req.socket);
+      if (!info || !authenticatedInfo.has(info)) req.socket.setTimeout(unauthIdleMs);
+    });
+  });
+  // Until a request passes SigV4, a connection idle this long is closed (Node's socket timeout
+  // handler destroys it); the TLS handshake and PROXY header have deadlines of their own.
+  server.on('secureConnection', (socket: TLSSocket) => {
+    const info = connectionOf(socket);
+    if (!info || !authenticatedInfo.has(info)) socket.setTimeout(unauthIdleMs);
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => answerClientError(err, socket, inFlight.get(socket)));
   // Node would answer an Expect other than 100-continue with a bare 417.
@@ -133,7 +160,7 @@ export function createApiListener(config: GatewayOptions, handler: RequestListen
     events.onReject('tls-handshake', info?.sourceAddress, (err as NodeJS.ErrnoException).code ?? err.message);
     socket.destroy();
   });
-  if (subjects.size > 0) {
+  if (s.tls.clientAuth) {
     // Runs before the HTTP layer sees the socket: a verified chain with the wrong subject is closed.
     server.prependListener('secureConnection', (socket: TLSSocket) => {
       if (!clientSubjectAllowed(socket, subjects)) {
@@ -157,6 +184,12 @@ export function createApiListener(config: GatewayOptions, handler: RequestListen
 
   /** `trustedLocal`: a PROXY LOCAL connection, the trusted proxy's own health check. */
   const admit = (stream: net.Socket, info: ConnectionInfo, trustedLocal = false): void => {
+    info.authenticated = (tlsSocket) => {
+      if (authenticatedInfo.has(info)) return;
+      authenticatedInfo.add(info);
+      unauthenticated.delete(stream);
+      tlsSocket.setTimeout(0); // Node arms the long keep-alive after each response from now on
+    };
     if (!trustedLocal && !allow.has(info.sourceAddress)) {
       events.onReject('allowlist', info.sourceAddress);
       stream.destroy();
@@ -187,24 +220,56 @@ export function createApiListener(config: GatewayOptions, handler: RequestListen
     const timeoutMs = s.proxyProtocol.timeoutMs;
     if (s.proxyProtocol.mode === 'optional' && (await startsWithTls(socket, timeoutMs))) return admit(socket, direct);
     const { info, socket: stream } = await readProxyHeader(socket, { timeoutMs });
+    // A path is not an address: the allowlist could not judge it.
+    if (info.family === 'UNIX') throw new Error('PROXY v2 header of the UNIX family refused: only TCP over IPv4 or IPv6');
     // LOCAL: the proxy's own health check. It speaks for itself, and a trusted proxy's own address
-    // need not be in the client allowlist (which is about the sources behind it).
-    const local = info.command === 'LOCAL' || !info.sourceAddress;
+    // need not be in the client allowlist (which is about the sources behind it); so it may use
+    // the health path only (the pipeline refuses anything else). A header without addresses
+    // (LOCAL, v1 UNKNOWN, v2 UNSPEC) proves no client path either: its TLVs are ignored.
+    const local = info.command === 'LOCAL';
+    const addressless = local || !info.sourceAddress;
     admit(
       stream,
       {
-        sourceAddress: local ? direct.peerAddress : info.sourceAddress!,
-        sourcePort: local ? direct.sourcePort : info.sourcePort,
+        sourceAddress: addressless ? direct.peerAddress : info.sourceAddress!,
+        sourcePort: addressless ? direct.sourcePort : info.sourcePort,
         peerAddress: direct.peerAddress,
-        vpceId: info.vpceId,
+        vpceId: addressless ? undefined : info.vpceId,
+        ...(local ? { local: true } : {}),
       },
-      info.command === 'LOCAL',
+      local,
     );
+  };
+
+  /** Take a slot for `socket`, evicting the oldest unauthenticated connection when none is free. */
+  const takeSlot = (socket: net.Socket, peer: string): boolean => {
+    if (open.size >= s.maxConnections) {
+      const oldest = unauthenticated.values().next().value;
+      if (oldest === undefined) {
+        events.onReject('max-connections', peer);
+        return false;
+      }
+      open.delete(oldest);
+      unauthenticated.delete(oldest);
+      events.onReject('unauthenticated-evicted', connectionOf(oldest)?.sourceAddress ?? oldest.remoteAddress);
+      oldest.destroy();
+    }
+    open.add(socket);
+    unauthenticated.add(socket);
+    socket.once('close', () => {
+      open.delete(socket);
+      unauthenticated.delete(socket);
+    });
+    return true;
   };
 
   const tcp = net.createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 }, (socket) => {
     socket.on('error', () => socket.destroy());
     const peer = socket.remoteAddress ?? '';
+    if (!takeSlot(socket, peer)) {
+      socket.destroy();
+      return;
+    }
     const direct: ConnectionInfo = { sourceAddress: peer, sourcePort: socket.remotePort, peerAddress: peer, vpceId: undefined };
     if (!s.proxyProtocol.enabled || !trustedProxies.has(peer)) {
       // An untrusted peer on a PROXY listener is judged by its own address (and so refused
@@ -218,7 +283,8 @@ export function createApiListener(config: GatewayOptions, handler: RequestListen
     });
   });
 
-  tcp.maxConnections = s.maxConnections;
+  // Slots are counted by takeSlot (which can free one); this is only a backstop.
+  tcp.maxConnections = s.maxConnections + 64;
 
   return {
     listen: () =>

@@ -31,6 +31,8 @@ export interface ListenerOptions {
   port: number;
   tls: ServerTlsOptions;
   keepAliveTimeoutMs: number;
+  /** Idle timeout of a connection none of whose requests has passed SigV4 yet. */
+  unauthenticatedIdleTimeoutMs: number;
   headersTimeoutMs?: number | undefined;
   maxHeaderBytes: number;
   maxBodyBytes: number;

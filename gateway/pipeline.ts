@@ -22,8 +22,11 @@ export interface PipelineRuntime {
   readonly deps: XksDeps;
   readonly maxBodyBytes: number;
   readonly requestBudgetMs: number;
-  /** Allowed SigV4 regions (undefined: any). */
+  /** Allowed SigV4 regions for a store that names none of its own (undefined: any). */
   readonly regions: readonly string[] | undefined;
+  /** This proxy's DNS name: a signed Host must name it (any port), or the request was meant for
+   *  another server and is replayed here. */
+  readonly hostname: string;
 }
 
 export interface PipelineOptions {
@@ -62,6 +65,13 @@ function errorReply(err: XksError, record: RequestRecord, headers?: Record<strin
 }
 
 const UNRECORDED: Reply = { status: 500, body: errorBody('InternalException', 'Internal error') };
+
+/** True when the Host header (`name`, `name:port`, `[v6]:port`) names `hostname`, any case. */
+export function hostNames(host: string | undefined, hostname: string): boolean {
+  if (host === undefined) return false;
+  const name = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.replace(/:[0-9]*$/, '');
+  return name.replace(/\.$/, '').toLowerCase() === hostname.replace(/\.$/, '').toLowerCase();
+}
 
 /** Read the raw body (SigV4 hashes the exact bytes) up to the limit; null when over it. */
 function readBody(req: IncomingMessage, max: number): Promise<Buffer | null> {
@@ -103,7 +113,11 @@ export function createPipeline(opts: PipelineOptions): RequestListener {
       (id) => route.store.secrets.get(id),
       { regions: route.store.config.regions ?? rt.regions },
     );
+    if (!hostNames(req.headers.host, rt.hostname)) {
+      throw new XksError('AuthenticationFailedException', 'The Host header does not name this proxy', `host=${String(req.headers.host).slice(0, 100)}`);
+    }
     record.accessKeyId = auth.accessKeyId;
+    conn?.authenticated?.(req.socket);
     checkContentType(req.headers['content-type']);
     const result = await handleXks(
       {
@@ -141,6 +155,10 @@ export function createPipeline(opts: PipelineOptions): RequestListener {
       opts.onFinish(record, (recorded) => send(res, recorded ? reply : UNRECORDED));
     };
     const route = rt.router.match(req.url ?? '/');
+    if (conn?.local && route.kind !== 'health-check') {
+      // The trusted proxy's own health check skipped the client allowlist: it gets nothing else.
+      return finish(errorReply(new XksError('AccessDeniedException', 'A PROXY protocol LOCAL connection may only use the health check path'), record, { connection: 'close' }));
+    }
     if (route.kind === 'health-check') {
       record.operation = 'health-check';
       if (req.method !== 'GET' && req.method !== 'HEAD') {

@@ -5,7 +5,7 @@
 // account's logs), so it names the rule that failed and never the secret, the signing key or the
 // expected signature. The optional `detail` is for our own log only and carries no secrets either.
 
-import { createHmac, hash, timingSafeEqual } from 'node:crypto';
+import { createHmac, hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { XksError } from '../xks/errors.js';
 
 export interface SignedRequest {
@@ -55,6 +55,11 @@ const AMZ_DATE = /^([0-9]{4})([0-9]{2})([0-9]{2})T([0-9]{2})([0-9]{2})([0-9]{2})
 const OWS_RUN = /[ \t]+/g;
 
 const MSG_MALFORMED = 'Missing or malformed SigV4 Authorization header';
+// One message for an unknown access key id and a wrong signature (S6: the id must not reveal
+// anything): the reply does not tell a caller which ids exist.
+const MSG_SIGNATURE = 'Signature does not match';
+// An unknown id is checked against this secret, so it costs the same work as a known one.
+const UNKNOWN_ID_SECRET = randomBytes(32).toString('base64');
 
 function fail(message: string, detail?: string): never {
   throw new XksError('AuthenticationFailedException', message, detail);
@@ -83,17 +88,17 @@ export function verifySigV4(
   const amzDate = values[auth.signedHeaders.indexOf('x-amz-date')]!;
   checkDate(amzDate, auth.date, opts.now ?? Date.now(), opts.maxSkewMs ?? DEFAULT_MAX_SKEW_MS);
 
-  const secret = secretFor(auth.accessKeyId);
-  if (secret === undefined) fail('Unknown access key id', `accessKeyId=${auth.accessKeyId}`);
+  const known = secretFor(auth.accessKeyId);
+  const secret = known ?? UNKNOWN_ID_SECRET;
 
   const canonicalRequest = buildCanonicalRequest(req, auth, values);
   const scope = `${auth.date}/${auth.region}/${SERVICE}/${TERMINATOR}`;
   const stringToSign = `${ALGORITHM}\n${amzDate}\n${scope}\n${sha256Hex(canonicalRequest)}`;
   const expected = createHmac('sha256', signingKey(secret, auth.date, auth.region)).update(stringToSign).digest();
   // Both are 32 bytes: the header's signature was checked to be 64 lowercase hex digits.
-  if (!timingSafeEqual(expected, Buffer.from(auth.signature, 'hex'))) {
-    fail('Signature does not match', `accessKeyId=${auth.accessKeyId}`);
-  }
+  const match = timingSafeEqual(expected, Buffer.from(auth.signature, 'hex'));
+  if (known === undefined) fail(MSG_SIGNATURE, `unknown accessKeyId=${auth.accessKeyId}`);
+  if (!match) fail(MSG_SIGNATURE, `accessKeyId=${auth.accessKeyId}`);
   return { accessKeyId: auth.accessKeyId, region: auth.region, date: auth.date };
 }
 

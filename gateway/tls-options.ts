@@ -54,7 +54,10 @@ export function clientCaCertificates(tls: ServerTlsOptions): X509Certificate[] {
 export function allowedClientSubjects(config: GatewayOptions): ReadonlySet<string> {
   const auth = config.server.tls.clientAuth;
   if (!auth) return new Set();
-  return new Set(auth.subjects ?? config.proxy.regions.map((r) => `cks.kms.${r}.amazonaws.com`));
+  const subjects = new Set(auth.subjects ?? config.proxy.regions.map((r) => `cks.kms.${r}.amazonaws.com`));
+  // An empty list would let any certificate of the client CA through: refuse to start instead.
+  if (subjects.size === 0) throw new Error('server.tls.clientAuth: no allowed client subject (set clientAuth.subjects, or proxy.regions for the KMS subjects)');
+  return subjects;
 }
 
 /** The handshake verified the chain; the subject must also be one we were told to accept. */

@@ -29,6 +29,9 @@ export interface RequestRecord {
   detail?: string;
   policyRule?: string;
   latencyMs?: number;
+  /** A summary record: this many more like it (unauthenticated, same source and status) were
+   *  not written one by one in the last interval. */
+  suppressed?: number;
 }
 
 export interface XksRequest {

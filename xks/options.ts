@@ -24,7 +24,10 @@ export interface PolicyConfig {
   viaServices?: string[] | undefined;
   /** With viaServices: also refuse calls that name no kmsViaService (direct calls). */
   requireViaService: boolean;
+  /** The VPC endpoint of the path to this proxy: the NLB's PROXY v2 TLV only. */
   vpcEndpoints?: string[] | undefined;
+  /** requestMetadata.awsSourceVpce: the caller's own VPC endpoint to KMS. */
+  awsSourceVpces?: string[] | undefined;
 }
 
 export interface KeyConfig {

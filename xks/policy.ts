@@ -41,9 +41,13 @@ function cidrs(list: readonly string[]): CidrList {
   return c;
 }
 
-/** The VPC endpoint the call came through: the NLB's TLV is authoritative over the body. */
-function vpceOf(input: PolicyInput): string | undefined {
-  return input.connectionVpceId ?? input.metadata.awsSourceVpce;
+// Two different VPC endpoints, two rules, never mixed:
+//  - vpcEndpoints: the endpoint of the path to THIS proxy, from the NLB's PROXY v2 TLV on a
+//    connection from a trusted proxy. Only that TLV is evidence; the request body is not.
+//  - awsSourceVpces: requestMetadata.awsSourceVpce, the caller's own VPC endpoint to KMS as KMS
+//    reports it (signed by KMS's credential, but says nothing about the path to this proxy).
+function inList(list: readonly string[], value: string | undefined): boolean {
+  return value !== undefined && list.includes(value);
 }
 
 function checkRules(policy: PolicyConfig, where: string, input: PolicyInput): void {
@@ -56,10 +60,8 @@ function checkRules(policy: PolicyConfig, where: string, input: PolicyInput): vo
     const via = md.kmsViaService;
     if (via === undefined ? policy.requireViaService : !policy.viaServices.includes(via)) throw new AccessDenied(`${where}.viaServices`);
   }
-  if (policy.vpcEndpoints) {
-    const vpce = vpceOf(input);
-    if (!vpce || !policy.vpcEndpoints.includes(vpce)) throw new AccessDenied(`${where}.vpcEndpoints`);
-  }
+  if (policy.vpcEndpoints && !inList(policy.vpcEndpoints, input.connectionVpceId)) throw new AccessDenied(`${where}.vpcEndpoints`);
+  if (policy.awsSourceVpces && !inList(policy.awsSourceVpces, md.awsSourceVpce)) throw new AccessDenied(`${where}.awsSourceVpces`);
 }
 
 /** Throws AccessDenied naming the rule; returns when the request may proceed. */
@@ -68,10 +70,7 @@ export function authorize(input: PolicyInput): void {
   const where = `keyStores[${store.name}]`;
   const c = store.config;
   if (c.allow && (!input.sourceAddress || !cidrs(c.allow).has(input.sourceAddress))) throw new AccessDenied(`${where}.allow`);
-  if (c.vpcEndpoints) {
-    const vpce = vpceOf(input);
-    if (!vpce || !c.vpcEndpoints.includes(vpce)) throw new AccessDenied(`${where}.vpcEndpoints`);
-  }
+  if (c.vpcEndpoints && !inList(c.vpcEndpoints, input.connectionVpceId)) throw new AccessDenied(`${where}.vpcEndpoints`);
   if (c.policy) checkRules(c.policy, `${where}.policy`, input);
   if (key.policy) checkRules(key.policy, `${where}.keys[${key.id}].policy`, input);
 }

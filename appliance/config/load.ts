@@ -112,6 +112,25 @@ function unique<T>(items: readonly T[], key: (t: T) => string, what: string): vo
   }
 }
 
+/**
+ * One HSM key, one external key: a label named by two keys (in one store or two) or by a key and
+ * the health prober would let one key store, or anyone who can make the prober encrypt, decrypt
+ * another's ciphertexts.
+ */
+function checkKeyLabels(config: Config): void {
+  const owner = new Map<string, string>([[config.hsm.healthKeyLabel, 'hsm.healthKeyLabel']]);
+  config.keyStores.forEach((s, i) => {
+    for (const k of s.keys) {
+      const here = `keyStores[${i}] (${s.name}) key "${k.id}"`;
+      const first = owner.get(k.label);
+      if (first !== undefined) {
+        throw new ConfigError(`${here}: label "${k.label}" is already used by ${first}: give each key its own HSM key (label), or one store could decrypt another's ciphertexts`);
+      }
+      owner.set(k.label, here);
+    }
+  });
+}
+
 /** Checks across fields and on disk, after the schema. */
 export function checkConfig(config: Config): void {
   unique(config.keyStores, (s) => s.name, 'keyStores[].name');
@@ -126,6 +145,7 @@ export function checkConfig(config: Config): void {
     }
     loadCredentials(s.credentialsFile, `keyStores[${i}].credentialsFile`);
   });
+  checkKeyLabels(config);
   config.hsm.nodes.forEach((n, i) => {
     if (n.pin.file) checkSecretFileMode(n.pin.file, `hsm.nodes[${i}].pin.file`);
   });

@@ -53,7 +53,10 @@ const policy = z
     viaServices: z.array(z.string().min(1)).min(1).optional(),
     /** With viaServices: also refuse calls that name no kmsViaService (direct calls). */
     requireViaService: z.boolean().default(false),
+    /** The VPC endpoint the connection came through: the NLB's PROXY v2 TLV only. */
     vpcEndpoints: z.array(vpceId).min(1).optional(),
+    /** requestMetadata.awsSourceVpce: the caller's own VPC endpoint to KMS, as KMS reports it. */
+    awsSourceVpces: z.array(vpceId).min(1).optional(),
   })
   .strict();
 
@@ -78,7 +81,7 @@ const keyStore = z
     quota: z.object({ requestsPerSecond: z.number().int().min(1), burst: z.number().int().min(1).optional() }).strict().optional(),
     /** Source CIDRs for this store, after routing: others get 403 (never GetHealthStatus). */
     allow: z.array(cidr).optional(),
-    /** VPC endpoint ids for this store, from the NLB's PROXY v2 TLV (or awsSourceVpce). */
+    /** VPC endpoint ids for this store, from the NLB's PROXY v2 TLV only (never the request body). */
     vpcEndpoints: z.array(vpceId).optional(),
     policy: policy.optional(),
     keys: z.array(key).default([]),
@@ -112,7 +115,9 @@ const tls = z
     clientAuth: z
       .object({
         caFile: z.string().min(1),
-        subjects: z.array(z.string().min(1)).min(1).optional(),
+        // Absent: KMS's cks.kms.<region>.amazonaws.com for each of proxy.regions. Never empty:
+        // client auth that accepts any subject of the CA is refused.
+        subjects: z.array(z.string().min(1)).min(1, 'list at least one allowed client certificate subject CN, or leave subjects out for KMS\'s').optional(),
         // true: TLS 1.2 only, and a refused client certificate ends the handshake with a
         // handshake_failure alert (KMS and AWS's test client expect one). false: TLS 1.3 stays
         // available, but a refused client only sees the connection closed after the handshake.
@@ -150,7 +155,12 @@ export const configSchema = z
         hostname: z.string().regex(/^[A-Za-z0-9.-]+$/, 'the DNS name KMS uses for this proxy (certificate SAN)'),
         fleetSize: z.number().int().min(1).default(1),
         vendor: z.string().min(1).default('xks-appliance'),
-        regions: z.array(z.string()).default(['us-east-1']),
+        // The regions KMS calls from: the default SigV4 region allow-list of every key store, and
+        // KMS's mTLS client subjects.
+        regions: z
+          .array(z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, 'an AWS region such as us-east-1'))
+          .min(1, 'list at least one AWS region KMS calls from, such as us-east-1')
+          .default(['us-east-1']),
       })
       .strict(),
     server: z
@@ -160,6 +170,9 @@ export const configSchema = z
         tls,
         // NLB idle timeout is 350 s: keep-alive must outlive it or KMS pays a fresh handshake.
         keepAliveTimeoutMs: ms(1000, 7_200_000).default(360_000),
+        // A connection none of whose requests has passed SigV4 yet: idle this long and it is
+        // closed, so unauthenticated clients cannot hold connection slots for the keep-alive time.
+        unauthenticatedIdleTimeoutMs: ms(500, 600_000).default(10_000),
         // Node counts it from the first byte of each request, not over idle keep-alive time.
         headersTimeoutMs: ms(1000, 600_000).optional(),
         maxHeaderBytes: z.number().int().min(4096).max(65536).default(16384),
@@ -186,6 +199,9 @@ export const configSchema = z
         path: z.string().regex(/^\/[A-Za-z0-9/_.-]*$/).default('/healthz'),
         httpPort: z.number().int().min(1).max(65535).optional(),
         agentPort: z.number().int().min(1).max(65535).optional(),
+        // Sources allowed on httpPort and agentPort (they reveal capacity and drain state);
+        // absent: server.allow.
+        allow: z.array(cidr).optional(),
       })
       .strict()
       .default({ path: '/healthz' }),
@@ -197,9 +213,14 @@ export const configSchema = z
       .strict()
       .default({ host: '127.0.0.1' }),
     logging: z
-      .object({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info') })
+      .object({
+        level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+        // Refused connections and unauthenticated requests: the first per reason and source in
+        // each interval is logged and audited, the rest are summed up in one line.
+        refusalIntervalMs: ms(1000, 3_600_000).default(60_000),
+      })
       .strict()
-      .default({ level: 'info' }),
+      .default({ level: 'info', refusalIntervalMs: 60_000 }),
     audit: z
       .object({
         file: z.string().min(1),

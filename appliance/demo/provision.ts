@@ -40,8 +40,13 @@ function readOrCreate(file: string, make: () => string): string {
 }
 
 interface KeyMaterial {
-  [label: string]: string; // base64
+  [label: string]: string; // base64 (and the "_notice")
 }
+
+/** Written into the key material file: whoever finds it learns what it is and is not for. */
+export const DEMO_NOTICE =
+  'DEMO ONLY, NOT FIT FOR PRODUCTION: this directory keeps raw AES key material in clear (this file), ' +
+  'a development CA and test credentials, so that tests and later demo starts can use them. Never protect real data with it.';
 
 /** Credentials: two sets from the start, so rotation can be shown (S8). */
 export function demoCredentials(layout: DemoLayout): Credential[] {
@@ -54,7 +59,7 @@ export async function provisionTokens(layout: DemoLayout, opts: DemoOptions): Pr
   const userPin = readOrCreate(layout.userPinFile, () => randomBytes(12).toString('hex'));
   const material = JSON.parse(
     readOrCreate(layout.keyMaterialFile, () => {
-      const m: KeyMaterial = {};
+      const m: KeyMaterial = { _notice: DEMO_NOTICE };
       for (const label of [...DEMO_KEYS.map((k) => k.label), HEALTH_KEY_LABEL]) m[label] = randomBytes(32).toString('base64');
       return JSON.stringify(m);
     }),
@@ -150,5 +155,5 @@ export function prepareDirs(layout: DemoLayout): void {
 export function writeConfig(layout: DemoLayout, config: object, k = 1): void {
   const file = layout.instanceConfigFile(k);
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-  writeFileAtomic(file, `# Written by "xks demo" on every start; edit a copy for a real appliance.\n${stringify(config)}`, 0o600);
+  writeFileAtomic(file, `# Written by "xks demo" on every start; edit a copy for a real appliance.\n# ${DEMO_NOTICE}\n${stringify(config)}`, 0o600);
 }

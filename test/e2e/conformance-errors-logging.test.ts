@@ -3,7 +3,7 @@
 // log has one JSON line per request, keyed by kmsRequestId. The last test stops the demo (the
 // audit log is flushed on a clean stop) and asserts it exits 0 on SIGTERM.
 import { randomBytes, randomUUID } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { type RunningDemo } from '../helpers/demo.js';
@@ -121,7 +121,12 @@ t.test('L1/L2: no plaintext or secret in stdout or the audit log; one audit line
   // Besides the requests, the trail holds its own chain records (start, reopen, ...).
   const records = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((r) => r['type'] === 'request');
   t.ok(records.every((r) => typeof r['status'] === 'number' && typeof r['seq'] === 'number'), 'every request line is a chained JSON record with a status');
-  t.equal(records.length, requests, `one line per request (${requests} sent)`);
+  // Unauthenticated requests are written once per source, status and interval; a summary record
+  // stands for the rest (`suppressed`). Together they account for every request sent.
+  const represented = records.reduce((n, r) => n + (typeof r['suppressed'] === 'number' ? r['suppressed'] : 1), 0);
+  t.equal(represented, requests, `every request accounted for (${requests} sent)`);
+  t.equal(records.filter((r) => r['authenticated'] === true).length, records.filter((r) => r['accessKeyId'] !== undefined).length, 'authenticated exactly when an access key id is named');
+  t.ok(records.filter((r) => r['authenticated'] === true).every((r) => r['suppressed'] === undefined), 'authenticated requests are never summed up');
   for (const [what, id] of Object.entries(ids)) {
     const mine = records.filter((r) => r['kmsRequestId'] === id);
     t.equal(mine.length, 1, `${what}: exactly one line with its kmsRequestId`);
@@ -129,4 +134,27 @@ t.test('L1/L2: no plaintext or secret in stdout or the audit log; one audit line
   }
   t.equal(records.find((r) => r['kmsRequestId'] === ids.failed)?.['errorName'], 'InvalidCiphertextException', 'L1: the outcome is logged');
   t.equal(records.find((r) => r['kmsRequestId'] === ids.encrypt)?.['kmsOperation'], 'Encrypt', 'L1: kmsOperation is logged');
+  // The fields an investigation needs, with their values, not just their presence.
+  const enc1 = records.find((r) => r['kmsRequestId'] === ids.encrypt)!;
+  t.match(
+    enc1,
+    {
+      type: 'request',
+      authenticated: true,
+      operation: 'encrypt',
+      keyStore: d.demo.store,
+      externalKeyId: KEY,
+      principal: 'arn:aws:iam::123456789012:user/Alice',
+      accessKeyId: d.demo.accessKeyId,
+      sourceAddress: '127.0.0.1',
+      sourcePort: Number,
+      outcome: 'success',
+      status: 200,
+      hsmNode: /^hsm-\d+$/,
+      latencyMs: Number,
+    },
+    'an Encrypt record: key store, key, principal, credential, source, node, outcome, latency',
+  );
+  t.match(records.find((r) => r['kmsRequestId'] === ids.failed)!, { operation: 'decrypt', outcome: 'failure', status: 400, externalKeyId: KEY }, 'a failed Decrypt record');
+  t.equal(statSync(d.demo.auditLog).mode & 0o777, 0o600, 'the audit file is readable by the service user only (0600)');
 });

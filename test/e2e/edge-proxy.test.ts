@@ -116,7 +116,7 @@ t.test('a PROXY source inside the allowlist is served, and audited under that so
   t.equal(got.responses[0]?.status, 200, 'GetHealthStatus served');
   socket.destroy();
   const record = await auditRecord('edge-inside');
-  t.equal(record?.['source'], INSIDE, 'the audit record names the PROXY source, not 127.0.0.1');
+  t.equal(record?.['sourceAddress'], INSIDE, 'the audit record names the PROXY source, not 127.0.0.1');
 });
 
 t.test('the AWS VPC endpoint TLV (0xEA/0x01) is accepted and its id reaches the audit record', async (t) => {
@@ -127,7 +127,7 @@ t.test('the AWS VPC endpoint TLV (0xEA/0x01) is accepted and its id reaches the 
     t.equal(got.responses[0]?.status, 200, `served${crc ? ' (with a CRC32C TLV too)' : ''}`);
     socket.destroy();
     const record = await auditRecord(id);
-    t.equal(record?.['sourceVpce'], VPCE, `${id}: sourceVpce in the audit record`);
+    t.equal(record?.['vpcEndpointId'], VPCE, `${id}: vpcEndpointId in the audit record`);
   }
 });
 

@@ -322,11 +322,13 @@ t.test('in-process appliance with a small per-source cap, a quota, a store allow
   raw.server = { ...raw.server, port, allow: ['127.0.0.0/8'], maxConnectionsPerSource: 4 };
   raw.metrics = { host: '127.0.0.1' }; // no side ports: nothing else needs to be free
   raw.health = { path: '/healthz' };
-  const base = raw.keyStores[0]!;
+  const base = raw.keyStores[0]! as { keys: Array<{ id: string }> };
+  const only = (id: string) => base.keys.filter((k) => k.id === id);
+  // Each HSM key belongs to one store (the loader refuses a label named twice).
   raw.keyStores = [
-    { ...base, name: 'quota', uriPathPrefix: '/quota', quota: { requestsPerSecond: 5, burst: 5 } },
-    { ...base, name: 'allow10', uriPathPrefix: '/allow10', allow: ['10.0.0.0/8'] },
-    { ...base, name: 'policy', uriPathPrefix: '/policy', policy: POLICY },
+    { ...base, name: 'quota', uriPathPrefix: '/quota', quota: { requestsPerSecond: 5, burst: 5 }, keys: [] },
+    { ...base, name: 'allow10', uriPathPrefix: '/allow10', allow: ['10.0.0.0/8'], keys: only(d.demo.keys.encryptOnly) },
+    { ...base, name: 'policy', uriPathPrefix: '/policy', policy: POLICY, keys: only(d.demo.keys.encryptDecrypt) },
   ];
   const file = join(d.dir, 'hardening.yaml');
   writeFileSync(file, stringify(raw), { mode: 0o600 });
@@ -376,12 +378,12 @@ t.test('per-store quota: beyond 5 requests/s the store answers 429 ThrottlingExc
   quota.close();
 });
 
-const encrypt = (c: XksClient, id: string, extra: Record<string, unknown> = {}) =>
-  c.call(`/keys/${d.demo.keys.encryptDecrypt}/encrypt`, { ...meta({ kmsRequestId: id, ...extra }), plaintext: b64('policy'), encryptionAlgorithm: 'AES_GCM' }, { agent });
+const encrypt = (c: XksClient, id: string, extra: Record<string, unknown> = {}, keyId = d.demo.keys.encryptDecrypt) =>
+  c.call(`/keys/${keyId}/encrypt`, { ...meta({ kmsRequestId: id, ...extra }), plaintext: b64('policy'), encryptionAlgorithm: 'AES_GCM' }, { agent });
 
 t.test('per-store allow: 403 AccessDeniedException on Encrypt, never on GetHealthStatus; the log names the rule', async (t) => {
   const c = storeClient('/allow10');
-  const denied = await encrypt(c, 'hardening-allow10-encrypt');
+  const denied = await encrypt(c, 'hardening-allow10-encrypt', {}, d.demo.keys.encryptOnly);
   t.equal(specErrorProblem(denied, 403, 'AccessDeniedException'), '', 'Encrypt from 127.0.0.1: 403');
   t.equal(logRecord('hardening-allow10-encrypt')?.['detail'], 'denied by keyStores[allow10].allow', 'the log line names keyStores[allow10].allow');
   const health = await c.call('/health', meta({ kmsOperation: 'KmsHealthCheck' }), { agent });

@@ -27,7 +27,8 @@ export const SPEC_ERRORS: Readonly<Record<string, number>> = {
 /** The label -> raw key map `xks demo` keeps under its directory (appliance/demo/layout.ts). */
 export function loadKeyMaterial(demoDir: string): Map<string, Buffer> {
   const raw = JSON.parse(readFileSync(join(demoDir, 'secrets', 'demo-key-material.json'), 'utf8')) as Record<string, string>;
-  return new Map(Object.entries(raw).map(([label, key]) => [label, Buffer.from(key, 'base64')]));
+  // "_notice" says what the file is (demo only); everything else is a label.
+  return new Map(Object.entries(raw).filter(([label]) => !label.startsWith('_')).map(([label, key]) => [label, Buffer.from(key, 'base64')]));
 }
 
 /** The raw AES key behind a demo external key id (via its HSM label). */

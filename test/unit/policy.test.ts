@@ -40,11 +40,18 @@ t.test('store allowlist and VPC endpoints', async (t) => {
   denied(t, { store: s, key: k, metadata: md(), sourceAddress: '10.1.1.1', connectionVpceId: 'vpce-0aaaaaaaaaaaaaaaa' }, 'keyStores[s1].vpcEndpoints');
   denied(t, { store: s, key: k, metadata: md(), sourceAddress: '10.1.1.1', connectionVpceId: undefined }, 'keyStores[s1].vpcEndpoints');
   t.doesNotThrow(() => authorize({ store: s, key: k, metadata: md(), sourceAddress: '10.1.1.1', connectionVpceId: 'vpce-0123456789abcdef0' }));
-  t.doesNotThrow(
-    () => authorize({ store: s, key: k, metadata: md({ awsSourceVpce: 'vpce-0123456789abcdef0' }), sourceAddress: '10.1.1.1', connectionVpceId: undefined }),
-    'awsSourceVpce from the body counts when the connection carries no TLV',
-  );
+  // The body's awsSourceVpce is the caller's endpoint to KMS, not the path to this proxy.
+  denied(t, { store: s, key: k, metadata: md({ awsSourceVpce: 'vpce-0123456789abcdef0' }), sourceAddress: '10.1.1.1', connectionVpceId: undefined }, 'keyStores[s1].vpcEndpoints');
   denied(t, { store: s, key: k, metadata: md({ awsSourceVpce: 'vpce-0123456789abcdef0' }), sourceAddress: '10.1.1.1', connectionVpceId: 'vpce-0bbbbbbbbbbbbbbbb' }, 'keyStores[s1].vpcEndpoints');
+});
+
+t.test('awsSourceVpces: a rule of its own on the body field, separate from the TLV rule', async (t) => {
+  const s = store({}, { policy: { awsSourceVpces: ['vpce-0123456789abcdef0'], requireViaService: false } });
+  const k = s.keys.get('k1')!;
+  const base = { store: s, key: k, sourceAddress: '10.0.0.1' };
+  t.doesNotThrow(() => authorize({ ...base, metadata: md({ awsSourceVpce: 'vpce-0123456789abcdef0' }), connectionVpceId: undefined }), 'the caller’s endpoint matches');
+  denied(t, { ...base, metadata: md({ awsSourceVpce: 'vpce-0aaaaaaaaaaaaaaaa' }), connectionVpceId: undefined }, 'keyStores[s1].keys[k1].policy.awsSourceVpces');
+  denied(t, { ...base, metadata: md(), connectionVpceId: 'vpce-0123456789abcdef0' }, 'keyStores[s1].keys[k1].policy.awsSourceVpces');
 });
 
 t.test('policy rules on principals, operations, via services, at store and key level', async (t) => {
@@ -62,11 +69,19 @@ t.test('policy rules on principals, operations, via services, at store and key l
   t.doesNotThrow(() => authorize({ ...base, metadata: md({ kmsViaService: 'ebs' }) }));
 });
 
-t.test('token bucket: burst, then refusal, then refill', async (t) => {
-  const b = new TokenBucket(1000, 5);
+t.test('token bucket: burst, then refusal, then refill (on a clock the test drives)', async (t) => {
+  let now = 1000;
+  const b = new TokenBucket(1000, 5, () => now);
   let ok = 0;
   for (let i = 0; i < 20; i++) if (b.take()) ok++;
   t.equal(ok, 5, 'only the burst passes at once');
-  await new Promise((r) => setTimeout(r, 20));
-  t.ok(b.take(), 'refilled after time passes');
+  now += 0.5;
+  t.notOk(b.take(), 'half a token is not a token');
+  now += 0.5;
+  t.ok(b.take(), 'refilled after 1 ms at 1000/s');
+  t.notOk(b.take(), 'one token, one request');
+  now += 60_000;
+  ok = 0;
+  for (let i = 0; i < 20; i++) if (b.take()) ok++;
+  t.equal(ok, 5, 'a long pause refills up to the burst, no more');
 });

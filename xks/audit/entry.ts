@@ -25,6 +25,7 @@ export function requestEntry(r: RequestRecord): { type: 'request' } & Record<str
   put(e, 'policyRule', r.policyRule);
   put(e, 'hsmNode', r.node);
   put(e, 'latencyMs', r.latencyMs);
+  put(e, 'suppressed', r.suppressed);
   return e;
 }
 
