@@ -1,12 +1,11 @@
 /**
- * A real PROXY-protocol front on 127.0.0.1 for integration tests: net.Server -> readProxyHeader ->
- * https.Server via emit('connection'), the way the gateway wires it, plus clients that send a
- * PROXY header before TLS. The certificate is self-signed, made with openssl in a temp dir.
+ * The gateway's real API listener (gateway/listener.ts) with PROXY protocol required from
+ * 127.0.0.1, serving a small test handler, for the PROXY-protocol integration tests; plus clients
+ * that send a PROXY header before TLS. The certificate comes from the project's dev PKI.
  */
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { once } from 'node:events';
 import fs from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
@@ -14,74 +13,70 @@ import path from 'node:path';
 import { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { readProxyHeader, ProxyProtocolError, type ProxyInfo } from '../../gateway/proxy-protocol.js';
+import { once } from 'node:events';
+import { createCa, issueServerCert } from '../../appliance/certs/issue.js';
+import { connectionOf, type ConnectionInfo } from '../../gateway/connection.js';
+import { createApiListener } from '../../gateway/listener.js';
+import type { GatewayOptions } from '../../gateway/options.js';
+import { freePorts } from './demo.js';
 
 export interface TestCert {
   dir: string;
-  cert: Buffer;
-  key: Buffer;
+  /** The dev CA that issued the server certificate (SAN localhost, 127.0.0.1): what clients trust. */
+  ca: Buffer;
+  certFile: string;
+  keyFile: string;
   remove(): void;
 }
 
 export function makeCert(): TestCert {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xks-pp-'));
-  const keyFile = path.join(dir, 'key.pem');
+  const ca = createCa('xks test CA', { days: 1 });
+  const server = issueServerCert(ca, { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], days: 1 });
   const certFile = path.join(dir, 'cert.pem');
-  execFileSync(
-    'openssl',
-    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=localhost',
-      '-addext', 'subjectAltName=DNS:localhost', '-keyout', keyFile, '-out', certFile],
-    { stdio: 'ignore' },
-  );
-  return {
-    dir,
-    cert: fs.readFileSync(certFile),
-    key: fs.readFileSync(keyFile),
-    remove: () => fs.rmSync(dir, { recursive: true, force: true }),
-  };
+  const keyFile = path.join(dir, 'key.pem');
+  fs.writeFileSync(certFile, server.certPem);
+  fs.writeFileSync(keyFile, server.keyPem, { mode: 0o600 });
+  return { dir, ca: Buffer.from(ca.certPem), certFile, keyFile, remove: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** What the request handler saw: the connection's PROXY header and a per-connection id. */
+/** What the request handler saw: the listener's facts about the connection, and a per-connection id. */
 export interface SeenRequest {
   url: string;
   connection: number;
-  info: ProxyInfo | undefined;
+  info: ConnectionInfo | undefined;
 }
 
 export interface ProxyStack {
   port: number;
-  https: https.Server;
   requests: SeenRequest[];
-  /** Headers accepted, in order (health checks included). */
-  headers: ProxyInfo[];
-  /** For each accepted header: bytes already received after it, handed to TLS through the socket. */
-  bufferedAfterHeader: number[];
-  rejections: ProxyProtocolError[];
+  /** The listener's reasons for dropping connections at the PROXY header, in order. */
+  rejections: string[];
   /** How often a streamed response had to wait for 'drain' (the client read slowly). */
   drainWaits(): number;
-  nextRejection(): Promise<ProxyProtocolError>;
+  nextRejection(): Promise<string>;
   close(): Promise<void>;
 }
 
-const peerKey = (s: { remoteAddress?: string; remotePort?: number }): string => `${s.remoteAddress}|${s.remotePort}`;
+export interface StackOptions {
+  timeoutMs: number;
+  keepAliveTimeout?: number;
+  /** Client sources admitted after the PROXY header (default: any). */
+  allow?: string[];
+}
 
-export async function startProxyStack(cert: TestCert, opts: { timeoutMs: number; keepAliveTimeout?: number }): Promise<ProxyStack> {
-  const headers: ProxyInfo[] = [];
-  const bufferedAfterHeader: number[] = [];
-  const rejections: ProxyProtocolError[] = [];
+export async function startProxyStack(cert: TestCert, opts: StackOptions): Promise<ProxyStack> {
+  const rejections: string[] = [];
   const requests: SeenRequest[] = [];
-  // TLS runs on the accepted socket's own TCP handle, so the TLSSocket reports the same peer
-  // address and port: that pair identifies the connection and its header.
-  const infoByPeer = new Map<string, ProxyInfo>();
   const connectionIds = new WeakMap<object, number>();
   let connections = 0;
   let drainWaits = 0;
-  let onRejection: ((e: ProxyProtocolError) => void) | undefined;
+  let onRejection: ((detail: string) => void) | undefined;
 
-  const server = https.createServer({ cert: cert.cert, key: cert.key, keepAlive: true, keepAliveTimeout: opts.keepAliveTimeout ?? 30_000 }, (req, res) => {
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
     const socket = req.socket;
     if (!connectionIds.has(socket)) connectionIds.set(socket, ++connections);
-    const info = infoByPeer.get(peerKey(socket));
+    const info = connectionOf(socket);
     requests.push({ url: req.url ?? '', connection: connectionIds.get(socket)!, info });
     const url = new URL(req.url ?? '/', 'https://localhost');
     if (url.pathname === '/upload') {
@@ -109,48 +104,43 @@ export async function startProxyStack(cert: TestCert, opts: { timeoutMs: number;
     }
     req.resume();
     res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ url: req.url, connection: connectionIds.get(socket), info: info && { ...info, tlvs: info.tlvs.map((t) => t.type) } }));
+    res.end(JSON.stringify({ url: req.url, connection: connectionIds.get(socket), info }));
+  };
+
+  const port = await freePorts(1);
+  const options: GatewayOptions = {
+    proxy: { regions: [] },
+    server: {
+      host: '127.0.0.1',
+      port,
+      tls: { certFile: cert.certFile, keyFile: cert.keyFile, minVersion: 'TLSv1.2' },
+      keepAliveTimeoutMs: opts.keepAliveTimeout ?? 30_000,
+      // The test handler authenticates nobody: idle connections live as long as keep-alive allows.
+      unauthenticatedIdleTimeoutMs: opts.keepAliveTimeout ?? 30_000,
+      maxHeaderBytes: 16384,
+      maxBodyBytes: 65536,
+      maxConnections: 1000,
+      maxConnectionsPerSource: 1000,
+      allow: opts.allow ?? ['0.0.0.0/0', '::/0'],
+      proxyProtocol: { enabled: true, mode: 'required', trustedProxies: ['127.0.0.1/32'], timeoutMs: opts.timeoutMs },
+    },
+  };
+  const listener = createApiListener(options, handler, {
+    onReject(reason, _source, detail) {
+      if (reason !== 'proxy-protocol') return;
+      rejections.push(detail ?? '');
+      onRejection?.(detail ?? '');
+    },
   });
-
-  // Connection tracking (closeAllConnections, request timeouts) starts on 'listening', and this
-  // server never listens itself.
-  server.emit('listening');
-
-  const front = net.createServer((socket) => {
-    socket.on('error', () => socket.destroy());
-    readProxyHeader(socket, { timeoutMs: opts.timeoutMs }).then(
-      ({ info, socket: stream }) => {
-        headers.push(info);
-        bufferedAfterHeader.push(stream.readableLength);
-        const key = peerKey(stream);
-        infoByPeer.set(key, info);
-        stream.once('close', () => infoByPeer.delete(key));
-        server.emit('connection', stream);
-      },
-      (err: ProxyProtocolError) => {
-        rejections.push(err);
-        onRejection?.(err);
-      },
-    );
-  });
-  front.listen(0, '127.0.0.1');
-  await once(front, 'listening');
-
+  await listener.listen();
+  let closed: Promise<void> | undefined;
   return {
-    port: (front.address() as net.AddressInfo).port,
-    https: server,
+    port,
     requests,
-    headers,
-    bufferedAfterHeader,
     rejections,
     drainWaits: () => drainWaits,
     nextRejection: () => new Promise((resolve) => (onRejection = resolve)),
-    close: async () => {
-      server.closeAllConnections();
-      server.close();
-      front.close();
-      await once(front, 'close');
-    },
+    close: () => (closed ??= listener.close()),
   };
 }
 

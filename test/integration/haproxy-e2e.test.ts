@@ -2,9 +2,9 @@
 // that read PROXY v2 (as the Node service does): SNI routing, the caller's address passed on,
 // health checks over TLS with a PROXY LOCAL header, the NLB monitor following the health path,
 // the agent and the runtime API.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net, { type AddressInfo } from 'node:net';
@@ -12,6 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import t from 'tap';
+import { selfSignedCert } from '../../appliance/certs/issue.js';
+import { freePorts } from '../helpers/demo.js';
 import { haproxyTestConfig } from '../helpers/haproxy-config.js';
 import { optionsFromConfig } from '../../appliance/haproxy-options.js';
 import { renderHaproxy } from '../../haproxy/render.js';
@@ -52,13 +54,6 @@ async function listen(server: net.Server): Promise<number> {
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   return (server.address() as AddressInfo).port;
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  const port = await listen(s);
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 /**
@@ -174,9 +169,8 @@ function runtimeApi(socketPath: string, command: string): Promise<string> {
 t.test('haproxy in front of two PROXY v2 HTTPS instances', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'haproxy-e2e-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const gen = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=xks.example.com', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { encoding: 'utf8' });
-  t.equal(gen.status, 0, 'openssl made a self-signed certificate');
-  const cert = { key: readFileSync(join(dir, 'key.pem'), 'utf8'), cert: readFileSync(join(dir, 'cert.pem'), 'utf8') };
+  const made = selfSignedCert({ cn: 'xks.example.com', dnsNames: ['xks.example.com'], days: 1 });
+  const cert = { key: made.keyPem, cert: made.certPem };
 
   const a = await startInstance('instance-a', cert);
   const b = await startInstance('instance-b', cert);
@@ -184,7 +178,8 @@ t.test('haproxy in front of two PROXY v2 HTTPS instances', async (t) => {
   t.teardown(() => b.close());
 
   const config = haproxyTestConfig({ host: '127.0.0.1', port: a.port });
-  const [bindPort, monitorPort] = [await freePort(), await freePort()];
+  const bindPort = await freePorts(2);
+  const monitorPort = bindPort + 1;
   const options = optionsFromConfig(config, {
     unprivileged: true,
     runDir: dir,
