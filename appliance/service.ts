@@ -57,6 +57,8 @@ export interface Appliance {
   close(): Promise<void>;
 }
 
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 /**
  * Certificate problems: production refuses (to start, or to load a new certificate) on any error;
  * the demo warns. Returns the days until the first certificate of the chain expires.
@@ -154,12 +156,16 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
     // Everything is read and checked first, and new HSM node processes started; only then is
     // anything swapped. One reload at a time (SIGHUP and the CLI may race).
     const swap = async (): Promise<ReloadResult> => {
+      await turn();
       const next = (await loadConfig(loaded.file)).config;
       const fixed = restartOnlyFields(runtime.config, next);
       if (fixed.length) {
         throw new ConfigError(`${fixed.join(', ')} changed: that takes a restart (systemctl restart xks); nothing was reloaded and the running configuration stays`);
       }
+      // Each step is synchronous work: let requests through between them.
+      await turn();
       const daysToExpire = checkCertificate(next, logger, opts.extraRoots);
+      await turn();
       const nextRuntime = buildRuntime(next, { hsm, keys, blocks: runtime.deps.blocks }, runtime);
       const change = await hsm.reconfigure(next.hsm).catch((err: Error) => {
         throw new ConfigError(`hsm: ${err.message}; nothing was reloaded`);

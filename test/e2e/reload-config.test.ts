@@ -7,7 +7,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parse, stringify } from 'yaml';
+import { randomBytes } from 'node:crypto';
 import { newCredential } from '../../appliance/demo/provision.js';
+import { provisionToken } from '../../appliance/demo/tokens.js';
 import { startDemo, stopAndRemove, xksCommand, type RunningDemo } from '../helpers/demo.js';
 import { runLoad, type LoadReport } from '../helpers/load.js';
 import { b64, meta, XksClient } from '../helpers/xks-client.js';
@@ -23,7 +25,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 let d: RunningDemo;
 let client: XksClient;
 t.before(async () => {
-  d = await startDemo();
+  d = await startDemo(['--nodes', '3']);
   client = new XksClient(d.demo);
 });
 t.teardown(async () => {
@@ -35,6 +37,14 @@ type Doc = Record<string, any>;
 const readConfig = (): Doc => parse(readFileSync(d.demo.configFile, 'utf8')) as Doc;
 const writeConfig = (doc: Doc | string) => writeFileSync(d.demo.configFile, typeof doc === 'string' ? doc : stringify(doc), { mode: 0o600 });
 const encrypt = (path: string, opts = {}) => client.call(path, { ...meta(), plaintext: b64('reload'), encryptionAlgorithm: 'AES_GCM' }, opts);
+/** New AES keys on every demo token, as an HSM administrator adds them before the configuration names them. */
+async function addTokenKeys(labels: string[]): Promise<void> {
+  const secrets = join(d.dir, 'secrets');
+  const keys = labels.map((label) => ({ label, material: randomBytes(32), encrypt: true, decrypt: true }));
+  for (const node of readConfig()['hsm'].nodes as Array<{ module: string; tokenLabel: string; env: Record<string, string> }>) {
+    await provisionToken({ module: node.module, env: node.env, tokenLabel: node.tokenLabel, soPin: readFileSync(join(secrets, 'so.pin'), 'utf8'), userPin: readFileSync(join(secrets, 'user.pin'), 'utf8'), keys });
+  }
+}
 const status = async () => JSON.parse((await xks(['status', '--config', d.demo.configFile])).stdout) as { nodes: Array<{ id: string; pid: number }> };
 
 t.test('reloads under load: new key store and key, HSM nodes out and in, refusals, SIGHUP; 0 failed requests', async (t) => {
@@ -45,9 +55,10 @@ t.test('reloads under load: new key store and key, HSM nodes out and in, refusal
   const cred = newCredential();
   const secondCreds = join(d.dir, 'secrets', 'credentials-second.yaml');
   writeFileSync(secondCreds, stringify({ credentials: [cred] }), { mode: 0o600 });
+  await addTokenKeys(['reload-added', 'reload-second']);
   const doc = readConfig();
-  doc['keyStores'][0].keys.push({ id: 'added-key', label: 'xks-demo-encrypt-decrypt' });
-  doc['keyStores'].push({ name: 'second', uriPathPrefix: '/second', credentialsFile: secondCreds, keys: [{ id: 'second-key', label: 'xks-demo-encrypt-decrypt' }] });
+  doc['keyStores'][0].keys.push({ id: 'added-key', label: 'reload-added' });
+  doc['keyStores'].push({ name: 'second', uriPathPrefix: '/second', credentialsFile: secondCreds, keys: [{ id: 'second-key', label: 'reload-second' }] });
   doc['logging'] = { level: 'debug' };
   t.equal((await encrypt('/keys/added-key/encrypt')).status, 404, 'the new key is unknown before the reload');
   writeConfig(doc);
@@ -76,20 +87,20 @@ t.test('reloads under load: new key store and key, HSM nodes out and in, refusal
   t.not(port.code, 0, 'a new listener port is refused');
   t.match(port.stderr, /server\.port changed: that takes a restart/, 'saying a restart is needed');
 
-  // HSM node hsm-2 leaves the configuration, then comes back with a new process.
+  // HSM node hsm-3 leaves the configuration, then comes back with a new process.
   const before = await status();
-  writeConfig({ ...doc, hsm: { ...doc['hsm'], nodes: [doc['hsm'].nodes[0]] } });
+  writeConfig({ ...doc, hsm: { ...doc['hsm'], nodes: doc['hsm'].nodes.slice(0, 2) } });
   const out = await xks(['reload', '--config', d.demo.configFile]);
-  t.match(JSON.parse(out.stdout), { hsmNodesRemoved: ['hsm-2'], hsmNodesAdded: [] }, 'hsm-2 removed');
-  t.same((await status()).nodes.map((n) => n.id), ['hsm-1'], 'one node left');
+  t.match(JSON.parse(out.stdout), { hsmNodesRemoved: ['hsm-3'], hsmNodesAdded: [] }, 'hsm-3 removed');
+  t.same((await status()).nodes.map((n) => n.id), ['hsm-1', 'hsm-2'], 'two nodes left');
   await sleep(1000);
   writeConfig(doc);
   const back = await xks(['reload', '--config', d.demo.configFile]);
-  t.match(JSON.parse(back.stdout), { hsmNodesAdded: ['hsm-2'] }, 'hsm-2 added');
+  t.match(JSON.parse(back.stdout), { hsmNodesAdded: ['hsm-3'] }, 'hsm-3 added');
   const after = await status();
-  t.same(after.nodes.map((n) => n.id), ['hsm-1', 'hsm-2'], 'two nodes again');
-  t.equal(after.nodes[0]!.pid, before.nodes[0]!.pid, 'the unchanged node kept its process');
-  t.not(after.nodes[1]!.pid, before.nodes[1]!.pid, 'the node added back runs a new process');
+  t.same(after.nodes.map((n) => n.id), ['hsm-1', 'hsm-2', 'hsm-3'], 'three nodes again');
+  t.equal(after.nodes[0]!.pid, before.nodes[0]!.pid, 'an unchanged node kept its process');
+  t.not(after.nodes[2]!.pid, before.nodes[2]!.pid, 'the node added back runs a new process');
 
   // SIGHUP: back to the original file, the second store goes away.
   writeConfig(original);
