@@ -1,9 +1,9 @@
 // Assemble the running appliance from one loaded configuration: certificate check, key stores,
 // HSM cluster, API listener, load-balancer health, metrics. Start-up failures are one clear line
 // (ServiceError); nothing is left running after a failed start.
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { checkServerCertificate } from './certs/check.js';
-import { ConfigError, loadConfig, type LoadedConfig } from './config/load.js';
+import { ConfigError, loadConfig, loadCredentials, type LoadedConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { controlSocketPath, startControlServer } from './control/server.js';
 import type { Logger } from './logging.js';
@@ -79,6 +79,18 @@ export function checkCertificate(config: Config, logger: Logger, extraRoots: str
   return report.daysToExpire;
 }
 
+/** Each credential set's creation time: createdAt when the file says, else the file's last change. */
+function credentialTimes(config: Config): Array<{ store: string; accessKeyId: string; createdAtMs: number }> {
+  return config.keyStores.flatMap((s, i) => {
+    const changed = statSync(s.credentialsFile).mtimeMs;
+    return loadCredentials(s.credentialsFile, `keyStores[${i}].credentialsFile`).map((c) => ({
+      store: s.name,
+      accessKeyId: c.accessKeyId,
+      createdAtMs: c.createdAt ? Date.parse(c.createdAt) : changed,
+    }));
+  });
+}
+
 export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts: { extraRoots?: string[] } = {}): Promise<Appliance> {
   const { config } = loaded;
   const metrics = new Metrics();
@@ -88,6 +100,8 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
   const keys = new KeyDirectory(hsm);
   // Swapped by reload(); each request takes the one in force when it arrives.
   let runtime: Runtime = buildRuntime(config, { hsm, keys, blocks: NO_BLOCKS });
+  let credentials = credentialTimes(config);
+  metrics.watchCredentials(() => credentials);
   hsm.onChange((nodes) => metrics.nodes(nodes));
   const closers: Array<() => Promise<void>> = [() => hsm.close()];
   const closeAll = async () => {
@@ -95,6 +109,7 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
   };
   try {
     await hsm.start();
+    metrics.watchHsm(hsm);
     const audit: AuditLog | undefined = config.audit
       ? openAuditLog({
           ...config.audit,
@@ -167,6 +182,7 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
       const daysToExpire = checkCertificate(next, logger, opts.extraRoots);
       await turn();
       const nextRuntime = buildRuntime(next, { hsm, keys, blocks: runtime.deps.blocks }, runtime);
+      const nextCredentials = credentialTimes(next);
       const change = await hsm.reconfigure(next.hsm).catch((err: Error) => {
         throw new ConfigError(`hsm: ${err.message}; nothing was reloaded`);
       });
@@ -178,6 +194,7 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
       }
       change.commit();
       runtime = nextRuntime;
+      credentials = nextCredentials;
       for (const l of loggers) l.level = next.logging.level;
       metrics.certificateDaysToExpire.set(daysToExpire);
       const result = {

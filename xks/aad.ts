@@ -4,6 +4,14 @@ import { XksError } from './errors.js';
 
 /** ciphertextMetadata format version 1: one byte. Bound into the tag through the HSM AAD. */
 export const METADATA_V1 = Buffer.from([0x01]);
+/**
+ * Version 2 also binds the external key id: after the spec's framing comes u8(len(keyId)) ||
+ * keyId, so a ciphertext decrypts only under the key id it was made for, even if a configuration
+ * later points another key id (of any store) at the same HSM key. The key id, not the store: KMS
+ * fixes a key's XksKeyId for life, while store names and URI prefixes may change.
+ */
+export const METADATA_V2 = Buffer.from([0x02]);
+export type MetadataVersion = 1 | 2;
 export const MAX_AAD_BYTES = 0xffff;
 export const MAX_METADATA_BYTES = 20;
 
@@ -22,9 +30,20 @@ export function frameHsmAad(aad: Buffer, metadata: Buffer): Buffer {
   return out;
 }
 
-/** The metadata formats this build can decrypt. Anything else cannot be ours: InvalidCiphertext. */
-export function checkMetadataVersion(metadata: Buffer): void {
-  if (!metadata.equals(METADATA_V1)) {
-    throw new XksError('InvalidCiphertextException', 'ciphertextMetadata is not valid');
+/** The metadata new ciphertexts carry. */
+export function metadataFor(version: MetadataVersion): Buffer {
+  return version === 2 ? METADATA_V2 : METADATA_V1;
+}
+
+/**
+ * The HSM AAD for `metadata` of a format this build knows (1, or 2 bound to `keyId`); anything
+ * else cannot be ours: InvalidCiphertext.
+ */
+export function hsmAadFor(aad: Buffer, metadata: Buffer, keyId: string): Buffer {
+  if (metadata.equals(METADATA_V1)) return frameHsmAad(aad, metadata);
+  if (metadata.equals(METADATA_V2)) {
+    const id = Buffer.from(keyId, 'latin1'); // [A-Za-z0-9._-]{1,128} (T9): one byte per character
+    return Buffer.concat([frameHsmAad(aad, metadata), Buffer.from([id.length]), id]);
   }
+  throw new XksError('InvalidCiphertextException', 'ciphertextMetadata is not valid');
 }

@@ -1,9 +1,11 @@
 // Prometheus metrics, named after KMS's own CloudWatch metrics for external key stores
-// (XksProxyLatency, XksProxyErrors, XksProxyHsmCount, ...), in Prometheus' snake case.
+// (XksProxyLatency, XksProxyErrors, XksProxyHsmCount, XksProxyCertificateDaysToExpire,
+// XksProxyCredentialAge, ExternalKeyStoreThrottle), in Prometheus' snake case.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { RETRYABLE, type ErrorName } from './errors.js';
 import type { RequestRecord } from './context.js';
-import type { NodeStatus } from './hsm/types.js';
+import { watchHsmNodes } from './hsm-metrics.js';
+import type { HsmCluster, NodeStatus } from './hsm/types.js';
 
 export class Metrics {
   readonly registry = new Registry();
@@ -45,6 +47,39 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  private readonly throttles = new Counter({
+    name: 'xks_proxy_external_key_store_throttle_total',
+    help: 'Requests answered 429 ThrottlingException (key store quota or HSM capacity)',
+    labelNames: ['store', 'operation'],
+    registers: [this.registry],
+  });
+
+  /** Blocks in force (kill switch), by scope: key, store, all. Set by whoever applies them. */
+  readonly blocksActive = new Gauge({
+    name: 'xks_proxy_blocks_active',
+    help: 'Blocks (kill switch) in force, by scope (key, store, all)',
+    labelNames: ['scope'],
+    registers: [this.registry],
+  });
+
+  /** Where the credential sets in use come from; read at scrape time, so retired ones disappear. */
+  private credentialSource: () => Array<{ store: string; accessKeyId: string; createdAtMs: number }> = () => [];
+  private readonly credentialAgeDays = new Gauge({
+    name: 'xks_proxy_credential_age_days',
+    help: 'Days since the SigV4 credential set was created (createdAt in the credentials file, else the file\'s last change)',
+    labelNames: ['store', 'access_key_id'],
+    registers: [this.registry],
+    collect: () => {
+      this.credentialAgeDays.reset();
+      const now = Date.now();
+      for (const c of this.credentialSource()) this.credentialAgeDays.set({ store: c.store, access_key_id: c.accessKeyId }, Math.floor(((now - c.createdAtMs) / 86_400_000) * 10) / 10);
+    },
+  });
+
+  watchCredentials(source: () => Array<{ store: string; accessKeyId: string; createdAtMs: number }>): void {
+    this.credentialSource = source;
+  }
+
   readonly certificateDaysToExpire = new Gauge({
     name: 'xks_proxy_certificate_days_to_expire',
     help: 'Days until the server certificate chain expires (KMS cannot connect after that)',
@@ -60,9 +95,15 @@ export class Metrics {
     const operation = r.operation ?? '-';
     this.requests.inc({ store, operation, status: String(r.status ?? 0) });
     if (r.latencyMs !== undefined) this.latency.observe({ store, operation }, r.latencyMs / 1000);
+    if (r.errorName === 'ThrottlingException') this.throttles.inc({ store, operation });
     if (r.errorName) {
       this.errors.inc({ store, operation, error_name: r.errorName, retryable: String(RETRYABLE.has(r.errorName as ErrorName)) });
     }
+  }
+
+  /** Per-node HSM series (label node), fed by the cluster. */
+  watchHsm(hsm: Pick<HsmCluster, 'status' | 'onEvent' | 'onChange'>): void {
+    watchHsmNodes(this.registry, hsm);
   }
 
   nodes(nodes: readonly NodeStatus[]): void {

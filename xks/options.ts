@@ -12,6 +12,8 @@ export type KeyUsage = (typeof KEY_USAGES)[number];
 export interface Credential {
   accessKeyId: string;
   secretAccessKey: string;
+  /** When the set was made (ISO 8601), for xks_proxy_credential_age_days. */
+  createdAt?: string | undefined;
 }
 
 /**
@@ -61,4 +63,6 @@ export interface ProxyInfo {
   fleetSize: number;
   vendor: string;
   regions: string[];
+  /** ciphertextMetadata of new ciphertexts: 2 binds the external key id (xks/aad.ts). */
+  ciphertextMetadataVersion: 1 | 2;
 }

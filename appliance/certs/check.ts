@@ -33,7 +33,8 @@ export interface CertReport {
 export interface CheckServerCertificateOptions {
   /** PEM: the server certificate first, then each intermediate (the root may follow). */
   chainPem: string;
-  keyPem: string;
+  /** Omitted when only the served chain is at hand (xks probe): the key check is skipped. */
+  keyPem?: string;
   /** The name KMS connects to: the endpoint service's private DNS name or the public host. */
   hostname: string;
   now?: Date;
@@ -72,7 +73,7 @@ export function checkServerCertificate(opts: CheckServerCertificateOptions): Cer
   const name = (i: number) => (i === 0 ? 'the server certificate' : `chain certificate #${i + 1} (${oneLineName(certs[i]!.subject)})`);
 
   checkLeaf(leaf, error);
-  checkKey(leaf, opts.keyPem, error);
+  if (opts.keyPem !== undefined) checkKey(leaf, opts.keyPem, error);
   checkHostname(leaf, opts.hostname, error, warning);
 
   certs.forEach((c, i) => {

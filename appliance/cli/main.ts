@@ -7,6 +7,7 @@ import { register as registerConfigTools } from './config-tools.js';
 import { register as registerControl } from './control.js';
 import { register as registerDemo } from './demo.js';
 import { register as registerHaproxy } from './haproxy.js';
+import { register as registerProbe } from './probe.js';
 import { register as registerServe } from './serve.js';
 
 export { CliError };
@@ -22,6 +23,7 @@ export async function main(argv: string[]): Promise<void> {
   registerConfigTools(program);
   registerHaproxy(program);
   registerAudit(program);
+  registerProbe(program);
   try {
     await program.parseAsync(argv);
   } catch (err) {

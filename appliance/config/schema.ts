@@ -161,6 +161,9 @@ export const configSchema = z
           .array(z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, 'an AWS region such as us-east-1'))
           .min(1, 'list at least one AWS region KMS calls from, such as us-east-1')
           .default(['us-east-1']),
+        // New ciphertexts: 2 binds the external key id into the HSM AAD; both always decrypt. Keep
+        // 1 while a fleet is upgraded from a build that cannot decrypt 2, then switch.
+        ciphertextMetadataVersion: z.union([z.literal(1), z.literal(2)]).default(2),
       })
       .strict(),
     server: z
@@ -270,6 +273,8 @@ export const credentialsFileSchema = z
             secretAccessKey: z
               .string()
               .regex(/^[A-Za-z0-9+/=]{43,64}$/, 'the secret must be 43-64 characters of A-Z a-z 0-9 + / = (e.g. openssl rand -base64 32)'),
+            // Optional: when the set was made, for the credential-age metric (else the file's mtime).
+            createdAt: z.string().datetime({ offset: true, message: 'createdAt must be an ISO 8601 time, e.g. 2026-01-31T12:00:00Z' }).optional(),
           })
           .strict(),
       )

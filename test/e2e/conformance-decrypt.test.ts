@@ -6,7 +6,7 @@ import t from 'tap';
 import { MAX_PLAINTEXT_BYTES } from '../../xks/validate.js';
 import { type RunningDemo } from '../helpers/demo.js';
 import { withDemo } from '../helpers/fixture.js';
-import { gcmSeal, lenientOnlyBase64, demoKeyById, specErrorProblem, specHsmAad, SPEC_ERRORS } from '../helpers/oracle.js';
+import { applianceHsmAad, gcmSeal, lenientOnlyBase64, demoKeyById, specErrorProblem, specHsmAad, SPEC_ERRORS } from '../helpers/oracle.js';
 import { meta, XksClient } from '../helpers/xks-client.js';
 
 let d: RunningDemo;
@@ -56,6 +56,22 @@ const flipBit = (value: string) => {
   return b64(bytes);
 };
 const awkward = (length: number) => Buffer.alloc(length, Buffer.from([0xfb, 0xef, 0xff]));
+
+t.test('ciphertextMetadata 2 binds the external key id; version 1 ciphertexts still decrypt', async (t) => {
+  const enc = await encrypt(Buffer.from('bound'));
+  t.equal(enc.json?.ciphertextMetadata, b64(Buffer.from([0x02])), 'new ciphertexts carry metadata version 2');
+  const plaintext = Buffer.from('made by an earlier version');
+  const v1 = seal({ plaintext, md: Buffer.from([0x01]) });
+  t.equal(Buffer.from((await decrypt(v1)).json?.plaintext ?? '', 'base64').toString(), plaintext.toString(), 'a version 1 ciphertext (no key id bound) still decrypts');
+  const md2 = Buffer.from([0x02]);
+  const mine = seal({ plaintext, md: md2, hsmAad: applianceHsmAad(Buffer.alloc(0), md2, KEY) });
+  t.equal(Buffer.from((await decrypt(mine)).json?.plaintext ?? '', 'base64').toString(), plaintext.toString(), 'version 2 bound to this key id decrypts');
+  // The same HSM key, bound to another key id: what another store's key on the same label made.
+  const other = seal({ plaintext, md: md2, hsmAad: applianceHsmAad(Buffer.alloc(0), md2, 'another-store-key') });
+  t.equal(await invalidCiphertext(other), '', 'version 2 bound to another key id: InvalidCiphertextException, although the HSM key is the same');
+  const unbound = seal({ plaintext, md: md2, hsmAad: specHsmAad(Buffer.alloc(0), md2) });
+  t.equal(await invalidCiphertext(unbound), '', 'version 2 without the key id bound: InvalidCiphertextException');
+});
 
 t.test('D2/D4: proxy encrypt -> proxy decrypt, 4300 bytes, with and without AAD', async (t) => {
   const plaintext = Buffer.from(crypto.getRandomValues(new Uint8Array(4300)));

@@ -6,7 +6,7 @@ import { computeCdiv } from '../../xks/hsm/child/cdiv.js';
 import { MAX_AAD_BYTES, MAX_PLAINTEXT_BYTES } from '../../xks/validate.js';
 import { type RunningDemo } from '../helpers/demo.js';
 import { withDemo } from '../helpers/fixture.js';
-import { gcmOpen, isCanonicalBase64, lenientOnlyBase64, demoKeyById, specCdiv, specErrorProblem, specHsmAad } from '../helpers/oracle.js';
+import { gcmOpen, isCanonicalBase64, lenientOnlyBase64, demoKeyById, specCdiv, specErrorProblem, applianceHsmAad } from '../helpers/oracle.js';
 import { b64, meta, XksClient, type Reply } from '../helpers/xks-client.js';
 
 let d: RunningDemo;
@@ -31,7 +31,7 @@ const decrypt = (sealed: Record<string, string>, extra: Record<string, unknown> 
 function oracleOpen(r: Reply, aad: Buffer, keyId = KEY): Buffer | null {
   const j = r.json as Record<string, string>;
   const md = fromB64(j['ciphertextMetadata'] ?? '');
-  return gcmOpen(keyOf(keyId), { iv: fromB64(j['initializationVector']!), ciphertext: fromB64(j['ciphertext']!), tag: fromB64(j['authenticationTag']!) }, specHsmAad(aad, md));
+  return gcmOpen(keyOf(keyId), { iv: fromB64(j['initializationVector']!), ciphertext: fromB64(j['ciphertext']!), tag: fromB64(j['authenticationTag']!) }, applianceHsmAad(aad, md, keyId));
 }
 
 /** Bytes whose base64 holds '+' and '/' and, for lengths not a multiple of 3, padding. */

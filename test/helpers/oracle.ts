@@ -45,6 +45,17 @@ export function specHsmAad(aad: Buffer, md: Buffer): Buffer {
   return Buffer.concat([lenAad, aad, Buffer.from([md.length]), md]);
 }
 
+/**
+ * The appliance's own HSM AAD (not the spec's concern): metadata version 1 is the spec's framing;
+ * version 2 (what the proxy emits by default) appends u8(len(keyId)) || keyId, binding the
+ * ciphertext to its external key id. Written out here too, independently of xks/aad.ts.
+ */
+export function applianceHsmAad(aad: Buffer, md: Buffer, keyId: string): Buffer {
+  const framed = specHsmAad(aad, md);
+  if (md.length === 1 && md[0] === 0x02) return Buffer.concat([framed, Buffer.from([keyId.length]), Buffer.from(keyId, 'latin1')]);
+  return framed;
+}
+
 export interface Sealed {
   iv: Buffer;
   ciphertext: Buffer;

@@ -1,6 +1,6 @@
 // Decrypt (spec §2.3): any tag failure, including changed AAD or ciphertextMetadata, is
 // 400 InvalidCiphertextException; the plaintext is never logged (D4).
-import { checkMetadataVersion, frameHsmAad } from '../aad.js';
+import { hsmAadFor } from '../aad.js';
 import { requireUsage } from '../keys.js';
 import { cryptoKey } from './key-request.js';
 import { parseDecrypt } from '../validate.js';
@@ -10,9 +10,9 @@ export async function decrypt(req: XksRequest, deps: XksDeps): Promise<object> {
   const body = parseDecrypt(req.body);
   const { key, info } = await cryptoKey(req, deps, body.requestMetadata);
   requireUsage(key, info, ['DECRYPT']);
-  checkMetadataVersion(body.metadata);
+  const hsmAad = hsmAadFor(body.aad, body.metadata, key.id);
   const out = await deps.hsm.decrypt(
-    { label: key.label, iv: body.iv, ciphertext: body.ciphertext, tag: body.tag, hsmAad: frameHsmAad(body.aad, body.metadata) },
+    { label: key.label, iv: body.iv, ciphertext: body.ciphertext, tag: body.tag, hsmAad },
     req.deadline,
   );
   req.record.node = out.node;

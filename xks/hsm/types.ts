@@ -56,7 +56,22 @@ export interface NodeStatus {
   lastProbeAt: number | undefined;
   /** Calls sent to this node since start (first attempts and retries, not probes). */
   calls?: number;
+  /** Calls in flight on this node right now. */
+  inFlight?: number;
+  /** The size of its logged-in session pool. */
+  sessions?: number;
+  /** Times its process was started again after it died or was killed. */
+  restarts?: number;
 }
+
+/**
+ * What the cluster reports as it works, for metrics: every attempt on a node (with its outcome:
+ * 'ok' or the failure class), a failover away from a node, a node process restarted.
+ */
+export type HsmEvent =
+  | { kind: 'call'; node: string; op: string; ms: number; outcome: string }
+  | { kind: 'failover'; node: string }
+  | { kind: 'restart'; node: string };
 
 export type Fault =
   | { kind: 'none' }
@@ -88,6 +103,8 @@ export interface HsmCluster {
   onChange(listener: (nodes: NodeStatus[]) => void): void;
   /** Start what `next` adds or changes (see HsmReconfiguration); rejects with a one-line reason. */
   reconfigure(next: HsmOptions): Promise<HsmReconfiguration>;
+  /** Called for every call attempt, failover and node restart (keep it cheap: it is on the hot path). */
+  onEvent(listener: (event: HsmEvent) => void): void;
   /** Test and demo fault injection on one node. */
   injectFault(nodeId: string, fault: Fault): Promise<void>;
   close(): Promise<void>;

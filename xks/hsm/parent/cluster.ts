@@ -7,10 +7,11 @@ import type { Logger } from 'pino';
 import type { HsmOptions, HsmNodeOptions } from '../options.js';
 import { HsmError } from '../errors.js';
 import { LogLimiter } from './log-limiter.js';
+import { takePinVariables, type PinVariable } from './pin-env.js';
 import { NodeCallError, NodeClient, type CallFailure } from './node-client.js';
 import { NodeHealthTracker } from './node-health.js';
 import type { NodeCall, OpName, OpResults } from '../protocol.js';
-import type { DecryptInput, DecryptOutput, EncryptInput, EncryptOutput, Fault, HsmCluster, HsmReconfiguration, KeyInfo, NodeHealth, NodeStatus } from '../types.js';
+import type { DecryptInput, DecryptOutput, EncryptInput, EncryptOutput, Fault, HsmCluster, HsmEvent, HsmReconfiguration, KeyInfo, NodeHealth, NodeStatus } from '../types.js';
 
 /** Calls in flight per node before new requests are refused (429) rather than queued. */
 const IN_FLIGHT_PER_SESSION = 8;
@@ -36,6 +37,7 @@ interface Node {
   tracker: NodeHealthTracker;
   maxInFlight: number;
   calls: number;
+  restarts: number;
   lastProbeAt: number | undefined;
   probeTimer: NodeJS.Timeout | undefined;
 }
@@ -61,6 +63,9 @@ class Cluster implements HsmCluster {
   /** Replaced as a whole on reload; a request's retries read the current list. */
   private nodes: Node[];
   private readonly listeners: Array<(nodes: NodeStatus[]) => void> = [];
+  private readonly eventListeners: Array<(event: HsmEvent) => void> = [];
+  /** PIN variables by name, taken out of the environment at start (and at reloads). */
+  private readonly pins = new Map<string, PinVariable>();
   private readonly limiter = new LogLimiter();
   private rr = 0;
   private started = false;
@@ -70,17 +75,22 @@ class Cluster implements HsmCluster {
     private hsm: HsmOptions,
     private readonly logger?: Logger,
   ) {
+    // Before any process starts: each node gets its own PIN variable only (pin-env.ts). Kept by
+    // name, so a node a reload adds or changes finds its variable too.
+    for (const [id, pin] of takePinVariables(hsm.nodes)) this.pins.set(hsm.nodes.find((n) => n.id === id)!.pin.env!, pin);
     this.nodes = hsm.nodes.map((cfg) => this.makeNode(cfg, hsm));
   }
 
   private makeNode(cfg: HsmNodeOptions, hsm: HsmOptions): Node {
-    const client = new NodeClient(cfg, { healthKeyLabel: hsm.healthKeyLabel, callTimeoutMs: hsm.callTimeoutMs, hangKillAfterMs: hsm.hangKillAfterMs, logger: this.logger });
+    const pin = cfg.pin.env === undefined ? undefined : this.pins.get(cfg.pin.env);
+    const client = new NodeClient(cfg, { healthKeyLabel: hsm.healthKeyLabel, callTimeoutMs: hsm.callTimeoutMs, hangKillAfterMs: hsm.hangKillAfterMs, pin, logger: this.logger });
     const node: Node = {
       client,
       cfg,
       tracker: new NodeHealthTracker(),
       maxInFlight: Math.max(MIN_IN_FLIGHT, cfg.sessions * IN_FLIGHT_PER_SESSION),
       calls: 0,
+      restarts: 0,
       lastProbeAt: undefined,
       probeTimer: undefined,
     };
@@ -96,6 +106,7 @@ class Cluster implements HsmCluster {
    */
   async reconfigure(next: HsmOptions): Promise<HsmReconfiguration> {
     const before = this.hsm;
+    for (const [id, pin] of takePinVariables(next.nodes)) this.pins.set(next.nodes.find((n) => n.id === id)!.pin.env!, pin);
     const kept = new Map<string, Node>();
     for (const n of this.nodes) {
       const cfg = next.nodes.find((c) => c.id === n.cfg.id);
@@ -176,11 +187,22 @@ class Cluster implements HsmCluster {
       pid: n.client.pid,
       lastProbeAt: n.lastProbeAt,
       calls: n.calls,
+      inFlight: n.client.inFlight,
+      sessions: n.cfg.sessions,
+      restarts: n.restarts,
     }));
   }
 
   onChange(listener: (nodes: NodeStatus[]) => void): void {
     this.listeners.push(listener);
+  }
+
+  onEvent(listener: (event: HsmEvent) => void): void {
+    this.eventListeners.push(listener);
+  }
+
+  private emit(event: HsmEvent): void {
+    for (const listener of this.eventListeners) listener(event);
   }
 
   async injectFault(nodeId: string, fault: Fault): Promise<void> {
@@ -203,6 +225,7 @@ class Cluster implements HsmCluster {
     const end = Math.min(deadline, performance.now() + this.hsm.requestBudgetMs);
     const tried = new Set<Node>();
     let last: NodeCallError | undefined;
+    let previous: Node | undefined;
     for (let attempt = 0; attempt <= this.nodes.length; attempt++) {
       const remaining = end - performance.now();
       if (remaining < MIN_CALL_MS) break;
@@ -212,16 +235,21 @@ class Cluster implements HsmCluster {
         throw new HsmError('ThrottlingException', 'The HSM cluster is at capacity');
       }
       if (!choice) break;
+      if (previous && previous !== choice) this.emit({ kind: 'failover', node: previous.cfg.id });
       tried.add(choice);
       choice.calls++;
+      const t0 = performance.now();
       try {
         const value = await choice.client.call(call, Math.min(this.hsm.callTimeoutMs, remaining));
+        this.emit({ kind: 'call', node: choice.cfg.id, op: call.op, ms: performance.now() - t0, outcome: 'ok' });
         this.live(choice, 'ok');
         return { value, node: choice.cfg.id };
       } catch (err) {
         last = err instanceof NodeCallError ? err : new NodeCallError('internal', String(err));
+        this.emit({ kind: 'call', node: choice.cfg.id, op: call.op, ms: performance.now() - t0, outcome: last.kind });
         if (FINAL.has(last.kind)) throw answer(last);
         this.onFailure(choice, call.op, last);
+        previous = choice;
       }
     }
     throw exhausted(last);
@@ -311,6 +339,8 @@ class Cluster implements HsmCluster {
 
   private onUp(node: Node): void {
     if (!this.started || !this.nodes.includes(node)) return;
+    node.restarts++;
+    this.emit({ kind: 'restart', node: node.cfg.id });
     this.logger?.info({ node: node.cfg.id, pid: node.client.pid }, 'HSM node process ready');
     this.scheduleProbe(node, 0);
     this.notify();

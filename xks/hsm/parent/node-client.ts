@@ -1,11 +1,12 @@
 // The parent's handle on one HSM node process: spawn it, talk to it over IPC with per-call
 // deadlines, and supervise it. A process that dies is restarted with back-off; one that stops
 // answering (missed deadlines with no answer in between) is killed with SIGKILL and restarted.
-import { fork, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { HsmNodeOptions } from '../options.js';
 import { LogLimiter } from './log-limiter.js';
+import type { PinVariable } from './pin-env.js';
 import { compiledEntry } from '../package-root.js';
 import type { CallRequest, ChildMessage, InitMessage, NodeCall, OpName, OpResults, WireErrorClass } from '../protocol.js';
 
@@ -35,6 +36,8 @@ export interface NodeClientOptions {
   /** A process that was up this long before dying restarts after backoffMinMs again. */
   stableMs?: number;
   startTimeoutMs?: number;
+  /** This node's own PIN variable (pin.env), put into its process's environment only. */
+  pin?: PinVariable | undefined;
   logger?: Logger | undefined;
 }
 
@@ -63,7 +66,7 @@ export class NodeClient extends EventEmitter {
   private restartTimer: NodeJS.Timeout | undefined;
   private firstStart: { resolve: () => void; reject: (err: Error) => void } | undefined;
   private readonly limiter = new LogLimiter();
-  private readonly opts: Required<Omit<NodeClientOptions, 'logger'>> & { logger: Logger | undefined };
+  private readonly opts: Required<Omit<NodeClientOptions, 'logger' | 'pin'>> & { logger: Logger | undefined; pin: PinVariable | undefined };
 
   constructor(
     private readonly cfg: HsmNodeOptions,
@@ -81,6 +84,7 @@ export class NodeClient extends EventEmitter {
       startTimeoutMs: 30_000,
       ...opts,
       logger: opts.logger,
+      pin: opts.pin,
     };
     this.nextBackoff = this.opts.backoffMinMs;
   }
@@ -146,13 +150,15 @@ export class NodeClient extends EventEmitter {
 
   private spawn(): void {
     this.state = 'starting';
-    const env = { ...process.env, ...this.cfg.env, UV_THREADPOOL_SIZE: String(Math.max(4, this.cfg.sessions)) };
+    const pin = this.opts.pin ? { [this.opts.pin.name]: this.opts.pin.value } : {};
+    const env = { ...process.env, ...this.cfg.env, ...pin, UV_THREADPOOL_SIZE: String(Math.max(4, this.cfg.sessions)) };
     let child: ChildProcess;
     try {
-      child = fork(compiledEntry('xks/hsm/child/node-main.js'), [], {
+      // fork() by hand: through /bin/sh, which sets a hard core-file limit of 0 and then execs
+      // node, so this PIN-holding process can never leave a core dump (same pid, same IPC).
+      // Not the parent's loader flags (tap's TypeScript hooks): the entry is compiled JavaScript.
+      child = spawn('/bin/sh', ['-c', 'ulimit -H -c 0 && exec "$@"', 'xks-hsm-node', process.execPath, compiledEntry('xks/hsm/child/node-main.js')], {
         serialization: 'advanced',
-        // Not the parent's loader flags (tap's TypeScript hooks): the entry is compiled JavaScript.
-        execArgv: [],
         env,
         // Vendor libraries may print to stdout; our stdout is the JSON log.
         stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
