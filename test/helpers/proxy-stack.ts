@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
@@ -63,6 +63,8 @@ export interface StackOptions {
   keepAliveTimeout?: number;
   /** Client sources admitted after the PROXY header (default: any). */
   allow?: string[];
+  /** Answers requests instead of the default handler (an echo of the connection, and /upload). */
+  handler?: RequestListener;
 }
 
 export async function startProxyStack(cert: TestCert, opts: StackOptions): Promise<ProxyStack> {
@@ -78,6 +80,7 @@ export async function startProxyStack(cert: TestCert, opts: StackOptions): Promi
     if (!connectionIds.has(socket)) connectionIds.set(socket, ++connections);
     const info = connectionOf(socket);
     requests.push({ url: req.url ?? '', connection: connectionIds.get(socket)!, info });
+    if (opts.handler) return void opts.handler(req, res);
     const url = new URL(req.url ?? '/', 'https://localhost');
     if (url.pathname === '/upload') {
       // Hash the upload, then stream back `size` patterned bytes in chunks, honouring 'drain'.

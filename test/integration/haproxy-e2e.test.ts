@@ -1,5 +1,5 @@
-// Real haproxy with the unprivileged rendered configuration in front of two tiny HTTPS servers
-// that read PROXY v2 (as the Node service does): SNI routing, the caller's address passed on,
+// Real haproxy with the unprivileged rendered configuration in front of two instances of the
+// gateway's real listener with PROXY v2 required: SNI routing, the caller's address passed on,
 // health checks over TLS with a PROXY LOCAL header, the NLB monitor following the health path,
 // the agent and the runtime API.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -12,43 +12,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import t from 'tap';
-import { selfSignedCert } from '../../appliance/certs/issue.js';
 import { freePorts } from '../helpers/demo.js';
 import { haproxyTestConfig } from '../helpers/haproxy-config.js';
+import { v2Header } from '../helpers/proxy-header.js';
+import { makeCert, startProxyStack, type TestCert } from '../helpers/proxy-stack.js';
 import { optionsFromConfig } from '../../appliance/haproxy-options.js';
 import { renderHaproxy } from '../../haproxy/render.js';
 
-const SIGNATURE = Buffer.from('0d0a0d0a000d0a515549540a', 'hex');
 const WAIT_MS = 15_000;
-
-interface ProxyHeader {
-  command: 'LOCAL' | 'PROXY';
-  source?: string;
-}
-
-/** Read one PROXY v2 header off the socket; resolves with it and the bytes that followed. */
-function readProxyV2(socket: net.Socket): Promise<{ header: ProxyHeader; rest: Buffer }> {
-  return new Promise((resolve, reject) => {
-    let buf = Buffer.alloc(0);
-    const onData = (chunk: Buffer) => {
-      buf = Buffer.concat([buf, chunk]);
-      if (buf.length < 16) return;
-      if (!buf.subarray(0, 12).equals(SIGNATURE)) return fail(new Error('no PROXY v2 signature'));
-      const total = 16 + buf.readUInt16BE(14);
-      if (buf.length < total) return;
-      socket.off('data', onData);
-      const command = (buf[12]! & 0x0f) === 1 ? 'PROXY' : 'LOCAL';
-      const source = command === 'PROXY' && buf[13] === 0x11 ? [...buf.subarray(16, 20)].join('.') : undefined;
-      resolve({ header: { command, ...(source ? { source } : {}) }, rest: buf.subarray(total) });
-    };
-    const fail = (err: Error) => {
-      socket.off('data', onData);
-      reject(err);
-    };
-    socket.on('data', onData);
-    socket.once('error', fail);
-  });
-}
+// Callers the NLB names in its PROXY headers: the only sources an instance admits, so a PROXY
+// header naming HAProxy itself (127.0.0.1) would be refused, and only LOCAL checks pass as HAProxy.
+const CALLERS = ['192.0.2.0/24', '198.51.100.0/24'];
 
 async function listen(server: net.Server): Promise<number> {
   server.listen(0, '127.0.0.1');
@@ -57,48 +31,34 @@ async function listen(server: net.Server): Promise<number> {
 }
 
 /**
- * A stand-in Node instance: PROXY v2 reader on `port`, relaying to an HTTPS server that answers
- * the health path with `health` and anything else with its name; an agent port answering `agent`.
+ * A Node instance: the gateway's real listener (PROXY v2 required from 127.0.0.1) answering the
+ * health path with `health` and anything else with its name; an agent port answering `agent`.
  */
-async function startInstance(name: string, cert: { key: string; cert: string }) {
-  const state = { health: 200, agent: 'up', headers: [] as ProxyHeader[] };
+async function startInstance(name: string, cert: TestCert) {
+  const state = { health: 200, agent: 'up' };
+  const stack = await startProxyStack(cert, {
+    timeoutMs: 5000,
+    allow: CALLERS,
+    handler: (req, res) => {
+      res.statusCode = req.url === '/healthz' ? state.health : 200;
+      res.end(req.url === '/healthz' ? String(state.health) : name);
+    },
+  });
   const sockets = new Set<net.Socket>();
-  const track = (s: net.Socket) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-    s.on('error', () => {});
-  };
-  const api = https.createServer({ ...cert, keepAlive: true }, (req, res) => {
-    res.statusCode = req.url === '/healthz' ? state.health : 200;
-    res.end(req.url === '/healthz' ? String(state.health) : name);
-  });
-  const apiPort = await listen(api);
-  const front = net.createServer((socket) => {
-    track(socket);
-    readProxyV2(socket).then(
-      ({ header, rest }) => {
-        state.headers.push(header);
-        const inner = net.connect(apiPort, '127.0.0.1', () => {
-          inner.write(rest);
-          socket.pipe(inner).pipe(socket);
-        });
-        track(inner);
-      },
-      () => socket.destroy(),
-    );
-  });
   const agent = net.createServer((socket) => {
-    track(socket);
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
     socket.end(`${state.agent}\n`);
   });
-  const port = await listen(front);
   const agentPort = await listen(agent);
   const close = async () => {
     for (const s of sockets) s.destroy();
-    api.closeAllConnections();
-    await Promise.all([api, front, agent].map((s) => new Promise((r) => s.close(r))));
+    await Promise.all([stack.close(), new Promise((r) => agent.close(r))]);
   };
-  return { state, port, agentPort, close };
+  /** Requests that came through a PROXY header naming a caller (not HAProxy's own checks). */
+  const proxied = () => stack.requests.filter((r) => r.info?.sourceAddress !== '127.0.0.1');
+  return { state, stack, port: stack.port, agentPort, proxied, close };
 }
 
 /** GET on the monitor as the NLB's health check does it: PROXY v2 LOCAL header, then HTTP. */
@@ -109,7 +69,7 @@ function monitorStatus(port: number, path: string): Promise<number> {
         path,
         createConnection: () => {
           const socket = net.connect(port, '127.0.0.1');
-          socket.write(Buffer.concat([SIGNATURE, Buffer.from([0x20, 0x00, 0x00, 0x00])]));
+          socket.write(v2Header({ command: 'LOCAL' }));
           return socket;
         },
       },
@@ -136,13 +96,7 @@ async function waitFor(what: string, probe: () => Promise<boolean>): Promise<voi
 function callThrough(port: number, sni: string, source: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const raw = net.connect(port, '127.0.0.1', () => {
-      const addresses = Buffer.alloc(12);
-      source.split('.').forEach((octet, i) => addresses.writeUInt8(Number(octet), i));
-      [127, 0, 0, 1].forEach((octet, i) => addresses.writeUInt8(octet, 4 + i));
-      addresses.writeUInt16BE(40000, 8);
-      addresses.writeUInt16BE(443, 10);
-      const head = Buffer.from([...SIGNATURE, 0x21, 0x11, 0x00, addresses.length]);
-      raw.write(Buffer.concat([head, addresses]));
+      raw.write(v2Header({ sourceAddress: source, sourcePort: 40000, destinationAddress: '127.0.0.1', destinationPort: 443 }));
       const req = https.request({ createConnection: () => tls.connect({ socket: raw, servername: sni, rejectUnauthorized: false }), path: '/hello', headers: { host: sni } }, (res) => {
         let body = '';
         res.on('data', (c) => (body += c));
@@ -169,8 +123,8 @@ function runtimeApi(socketPath: string, command: string): Promise<string> {
 t.test('haproxy in front of two PROXY v2 HTTPS instances', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'haproxy-e2e-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const made = selfSignedCert({ cn: 'xks.example.com', dnsNames: ['xks.example.com'], days: 1 });
-  const cert = { key: made.keyPem, cert: made.certPem };
+  const cert = makeCert();
+  t.teardown(() => cert.remove());
 
   const a = await startInstance('instance-a', cert);
   const b = await startInstance('instance-b', cert);
@@ -215,30 +169,31 @@ t.test('haproxy in front of two PROXY v2 HTTPS instances', async (t) => {
   t.equal(await monitorStatus(monitorPort, '/other'), 404, 'nothing else is served on the monitor port');
 
   t.test('health checks run over TLS after a PROXY v2 LOCAL header', async (t) => {
-    // HAProxy starts servers as up; the first checks follow within an interval.
+    // HAProxy starts servers as up; the first checks follow within an interval. HAProxy's own
+    // address is not allowlisted, so a check gets through only as LOCAL.
     for (const [name, instance] of [['a', a], ['b', b]] as const) {
-      await waitFor(`a check on instance ${name}`, async () => instance.state.headers.some((h) => h.command === 'LOCAL'));
-      t.pass(`instance ${name} saw a LOCAL header`);
+      await waitFor(`a check on instance ${name}`, async () => instance.stack.requests.some((r) => r.url === '/healthz' && r.info?.sourceAddress === '127.0.0.1'));
+      t.pass(`instance ${name} answered a LOCAL health check`);
     }
   });
 
   t.test('TLS passes through, routed by SNI, with the caller\'s address from the NLB header', async (t) => {
     t.equal(await callThrough(bindPort, 'xks.example.com', '192.0.2.7'), 'instance-a');
-    t.ok(a.state.headers.some((h) => h.command === 'PROXY' && h.source === '192.0.2.7'), 'instance a saw the caller 192.0.2.7');
+    t.ok(a.proxied().some((r) => r.info?.sourceAddress === '192.0.2.7'), 'instance a saw the caller 192.0.2.7');
     t.equal(await callThrough(bindPort, 'store2.example.com', '198.51.100.9'), 'instance-b');
-    t.ok(b.state.headers.some((h) => h.command === 'PROXY' && h.source === '198.51.100.9'), 'instance b saw the caller 198.51.100.9');
+    t.ok(b.proxied().some((r) => r.info?.sourceAddress === '198.51.100.9'), 'instance b saw the caller 198.51.100.9');
     t.equal(await callThrough(bindPort, 'unknown.example.com', '192.0.2.8'), 'instance-a', 'an unknown SNI takes the default backend');
   });
 
   t.test('anything but a TLS ClientHello is dropped', async (t) => {
-    const before = a.state.headers.filter((h) => h.command === 'PROXY').length + b.state.headers.filter((h) => h.command === 'PROXY').length;
+    const before = a.proxied().length + b.proxied().length;
     const raw = net.connect(bindPort, '127.0.0.1');
     raw.on('error', () => {});
     await once(raw, 'connect');
-    raw.write(Buffer.concat([SIGNATURE, Buffer.from([0x21, 0x11, 0x00, 12]), Buffer.alloc(12, 1)]));
+    raw.write(v2Header({ sourceAddress: '192.0.2.9' }));
     raw.write('GET / HTTP/1.1\r\nHost: xks.example.com\r\n\r\n');
     await once(raw, 'close');
-    const after = a.state.headers.filter((h) => h.command === 'PROXY').length + b.state.headers.filter((h) => h.command === 'PROXY').length;
+    const after = a.proxied().length + b.proxied().length;
     t.equal(after, before, 'no connection reached an instance');
   });
 
