@@ -48,6 +48,8 @@ async function addTokenKeys(labels: string[]): Promise<void> {
 const status = async () => JSON.parse((await xks(['status', '--config', d.demo.configFile])).stdout) as { nodes: Array<{ id: string; pid: number }> };
 
 t.test('reloads under load: new key store and key, HSM nodes out and in, refusals, SIGHUP; 0 failed requests', async (t) => {
+  // The HSM administrator's part comes first (writing a SoftHSM2 token locks its files for a while).
+  await addTokenKeys(['reload-added', 'reload-second']);
   const load: Promise<LoadReport> = runLoad({ demo: d.demo, rate: 100, durationMs: 14_000, timeoutMs: 2000 });
   const original = readFileSync(d.demo.configFile, 'utf8');
 
@@ -55,7 +57,6 @@ t.test('reloads under load: new key store and key, HSM nodes out and in, refusal
   const cred = newCredential();
   const secondCreds = join(d.dir, 'secrets', 'credentials-second.yaml');
   writeFileSync(secondCreds, stringify({ credentials: [cred] }), { mode: 0o600 });
-  await addTokenKeys(['reload-added', 'reload-second']);
   const doc = readConfig();
   doc['keyStores'][0].keys.push({ id: 'added-key', label: 'reload-added' });
   doc['keyStores'].push({ name: 'second', uriPathPrefix: '/second', credentialsFile: secondCreds, keys: [{ id: 'second-key', label: 'reload-second' }] });
