@@ -57,5 +57,6 @@ export function restartOnlyFields(running: Config, next: Config): string[] {
   if (!same(running.health, next.health)) changed.push('health');
   if (!same(running.metrics, next.metrics)) changed.push('metrics');
   if (!same(running.audit, next.audit)) changed.push('audit');
+  if (!same(running.control, next.control)) changed.push('control');
   return changed;
 }

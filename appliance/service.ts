@@ -1,12 +1,14 @@
 // Assemble the running appliance from one loaded configuration: certificate check, key stores,
 // HSM cluster, API listener, load-balancer health, metrics. Start-up failures are one clear line
 // (ServiceError); nothing is left running after a failed start.
-import { readFileSync, statSync } from 'node:fs';
-import { checkServerCertificate } from './certs/check.js';
-import { ConfigError, loadConfig, loadCredentials, type LoadedConfig } from './config/load.js';
+import { certificateState, checkConfiguredCertificate, enforceCertificatePolicy, type CertificateState } from './certs/configured.js';
+import { ConfigError, CredentialError, loadConfig, loadCredentials, type LoadedConfig } from './config/load.js';
+import { statSync } from 'node:fs';
 import type { Config } from './config/schema.js';
-import { controlSocketPath, startControlServer } from './control/server.js';
+import { claimControlSocket, ControlError, startControlServer } from './control/server.js';
+import { controlSocketPath } from './control/socket-path.js';
 import type { Logger } from './logging.js';
+import { buildStatus, keyStoreStatus } from './status.js';
 import { createApiListener, type ApiListener } from '../gateway/listener.js';
 import { CidrList } from '../xks/cidr-list.js';
 import { agentReply, healthCheckBody, startAgentCheck, startHealthHttp, startMetricsHttp, type InstanceHealth, type SideAllow, type SideServer } from '../gateway/health.js';
@@ -15,6 +17,7 @@ import { buildRuntime, restartOnlyFields, type Runtime } from './runtime.js';
 import type { AdminAction } from '../xks/audit/entry.js';
 import { openAuditLog, type AuditLog } from '../xks/audit/log.js';
 import { canServe } from '../xks/api/health.js';
+import { HsmStartError } from '../xks/hsm/errors.js';
 import { createHsmCluster } from '../xks/hsm/parent/cluster.js';
 import type { HsmCluster } from '../xks/hsm/types.js';
 import { NO_BLOCKS } from '../xks/blocks.js';
@@ -54,6 +57,8 @@ export interface Appliance {
   reload(by?: Operator): Promise<ReloadResult>;
   /** Record an administrative action in the audit trail (no-op without one); throws when it cannot be written. */
   audit(action: AdminAction): void;
+  /** Adds a section to `xks status` (e.g. the kill switch's blocks), computed on each call. */
+  addStatusSection(name: string, get: () => unknown): void;
   close(): Promise<void>;
 }
 
@@ -61,22 +66,20 @@ const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /**
  * Certificate problems: production refuses (to start, or to load a new certificate) on any error;
- * the demo warns. Returns the days until the first certificate of the chain expires.
+ * the demo warns. A chain ending at a staging root is logged as not what KMS accepts, every time.
  */
-export function checkCertificate(config: Config, logger: Logger, extraRoots: string[] = []): number {
-  const report = checkServerCertificate({
-    chainPem: readFileSync(config.server.tls.certFile, 'utf8'),
-    keyPem: readFileSync(config.server.tls.keyFile, 'utf8'),
-    hostname: config.proxy.hostname,
-    trustedRoots: extraRoots.length ? extraRoots : 'kms',
-  });
-  for (const p of report.problems) {
-    if (p.severity === 'error' && config.mode === 'production') {
-      throw new ConfigError(`server.tls.certFile: ${p.message}`);
-    }
-    logger.warn({ code: p.code, daysToExpire: report.daysToExpire }, `certificate: ${p.message}`);
-  }
-  return report.daysToExpire;
+export function checkCertificate(config: Config, logger: Logger, extraRoots: string[] = []): CertificateState {
+  const report = checkConfiguredCertificate(config, { extraRoots });
+  enforceCertificatePolicy(config, report, (code, message) => logger.warn({ code, daysToExpire: report.daysToExpire }, message));
+  return certificateState(config, report);
+}
+
+/** An HSM node that cannot start, as the exit code systemd acts on: a PIN problem is never retried. */
+export function startFailure(err: unknown): unknown {
+  if (!(err instanceof HsmStartError)) return err;
+  if (err.kind === 'pin') return new CredentialError(err.message);
+  if (err.kind === 'config') return new ConfigError(err.message);
+  return err;
 }
 
 /** Each credential set's creation time: createdAt when the file says, else the file's last change. */
@@ -93,8 +96,13 @@ function credentialTimes(config: Config): Array<{ store: string; accessKeyId: st
 
 export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts: { extraRoots?: string[] } = {}): Promise<Appliance> {
   const { config } = loaded;
+  const controlSocket = controlSocketPath(loaded.file, config.control?.socket);
+  await claimControlSocket(controlSocket);
   const metrics = new Metrics();
-  metrics.certificateDaysToExpire.set(checkCertificate(config, logger, opts.extraRoots));
+  let certificate = checkCertificate(config, logger, opts.extraRoots);
+  metrics.certificateDaysToExpire.set(certificate.daysToExpire);
+  const startedAt = Date.now();
+  const statusSections = new Map<string, () => unknown>();
   const hsmLog = logger.child({ component: 'hsm' });
   const hsm = createHsmCluster(config.hsm, hsmLog);
   const keys = new KeyDirectory(hsm);
@@ -108,7 +116,9 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
     for (const c of closers.reverse()) await c().catch(() => undefined);
   };
   try {
-    await hsm.start();
+    await hsm.start().catch((err: unknown) => {
+      throw startFailure(err);
+    });
     metrics.watchHsm(hsm);
     const audit: AuditLog | undefined = config.audit
       ? openAuditLog({
@@ -179,7 +189,8 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
       }
       // Each step is synchronous work: let requests through between them.
       await turn();
-      const daysToExpire = checkCertificate(next, logger, opts.extraRoots);
+      const nextCert = checkCertificate(next, logger, opts.extraRoots);
+      const daysToExpire = nextCert.daysToExpire;
       await turn();
       const nextRuntime = buildRuntime(next, { hsm, keys, blocks: runtime.deps.blocks }, runtime);
       const nextCredentials = credentialTimes(next);
@@ -194,6 +205,7 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
       }
       change.commit();
       runtime = nextRuntime;
+      certificate = nextCert;
       credentials = nextCredentials;
       for (const l of loggers) l.level = next.logging.level;
       metrics.certificateDaysToExpire.set(daysToExpire);
@@ -228,7 +240,8 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
     // Expiry is a total outage: say so every day from the warning window on.
     const expiryWatch = setInterval(() => {
       try {
-        metrics.certificateDaysToExpire.set(checkCertificate(runtime.config, logger, opts.extraRoots));
+        certificate = checkCertificate(runtime.config, logger, opts.extraRoots);
+        metrics.certificateDaysToExpire.set(certificate.daysToExpire);
       } catch (err) {
         logger.error({ err: (err as Error).message }, 'certificate check failed');
       }
@@ -263,12 +276,28 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
     });
     if (httpPort) await sideListen('health.httpPort', httpPort, () => startHealthHttp(config.server.host, httpPort, config.health.path, health, sideAllow('health-http')));
     if (agentPort) await sideListen('health.agentPort', agentPort, () => startAgentCheck(config.server.host, agentPort, health, sideAllow('agent')));
-    const control = await startControlServer(controlSocketPath(loaded.file), {
-      status: () => ({ api, draining, health: health(), agent: agentReply(health()).trim(), nodes: hsm.status(), audit: audit ? { file: config.audit?.file, head: audit.head() } : undefined }),
+    const control = await startControlServer(controlSocket, {
+      status: () =>
+        buildStatus({
+          config: runtime.config,
+          configFile: loaded.file,
+          startedAt,
+          api,
+          draining,
+          health: health(),
+          agent: agentReply(health()).trim(),
+          nodes: hsm.status(),
+          certificate,
+          keyStores: keyStoreStatus(runtime.config, new Map(runtime.stores.map((st) => [st.name, st.secrets.size])), credentials),
+          sections: statusSections,
+          audit: audit ? { file: config.audit?.file, head: audit.head() } : undefined,
+        }),
       setDraining,
       reload,
       audit: recordAdmin,
       injectFault: (node, fault) => {
+        // Fault injection breaks a node on purpose: a test and demo tool, never on a production service.
+        if (runtime.config.mode === 'production') throw new ControlError('fault injection is refused in production mode (mode: production); use a demo or test configuration');
         logger.warn({ node, fault }, 'fault injected');
         return hsm.injectFault(node, fault);
       },
@@ -286,6 +315,7 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
       setDraining,
       reload,
       audit: recordAdmin,
+      addStatusSection: (name, get) => void statusSections.set(name, get),
       close: closeAll,
     };
   } catch (err) {

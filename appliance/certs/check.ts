@@ -3,8 +3,8 @@
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
 import { kmsRootExpiry } from './kms-roots.js';
-import { findAnchor } from './trust.js';
-import { commonName, issuedBy, notAfter, notBefore, oneLineName, pemCertificates, subjectAltNames } from '../../gateway/x509.js';
+import { findAnchor, type Anchor } from './trust.js';
+import { commonName, issuedBy, isSelfSigned, notAfter, notBefore, oneLineName, pemCertificates, subjectAltNames } from '../../gateway/x509.js';
 
 export interface CertProblem {
   severity: 'error' | 'warning';
@@ -28,15 +28,20 @@ export interface CertReport {
   sans: string[];
   /** Subject of the root the chain ends at, when one was identified (trusted or not). */
   chainEndsAt: string | null;
+  /** Who vouches for that root: 'kms' (KMS's list, the alias in `kmsRoot`), 'extra' (a root the
+   *  caller named: the demo CA or a staging CA, which KMS does NOT accept), or 'none'. */
+  anchoredBy: 'kms' | 'extra' | 'none';
+  kmsRoot?: string;
 }
 
 export interface CheckServerCertificateOptions {
   /** PEM: the server certificate first, then each intermediate (the root may follow). */
   chainPem: string;
-  /** Omitted when only the served chain is at hand (xks probe): the key check is skipped. */
+  /** The leaf's private key; absent: the key match is not checked (`xks cert check` without --key). */
   keyPem?: string;
-  /** The name KMS connects to: the endpoint service's private DNS name or the public host. */
-  hostname: string;
+  /** The name KMS connects to: the endpoint service's private DNS name or the public host.
+   *  Absent: the SAN and CN are not checked (`xks cert check` without --host). */
+  hostname?: string;
   now?: Date;
   /** Warn this many days before any certificate expires. Default 30. */
   warnDays?: number;
@@ -54,7 +59,7 @@ export function checkServerCertificate(opts: CheckServerCertificateOptions): Cer
   const problems: CertProblem[] = [];
   const error = (code: string, message: string) => problems.push({ severity: 'error', code, message });
   const warning = (code: string, message: string) => problems.push({ severity: 'warning', code, message });
-  const report = (certs: X509Certificate[], chainEndsAt: string | null): CertReport => {
+  const report = (certs: X509Certificate[], chainEndsAt: string | null, anchor?: Anchor): CertReport => {
     const end = certs.length ? new Date(Math.min(...certs.map((c) => notAfter(c).getTime()))) : new Date(NaN);
     return {
       ok: !problems.some((p) => p.severity === 'error'),
@@ -64,6 +69,8 @@ export function checkServerCertificate(opts: CheckServerCertificateOptions): Cer
       subject: certs[0] ? oneLineName(certs[0].subject) : '',
       sans: certs[0] ? subjectAltNames(certs[0]) : [],
       chainEndsAt,
+      anchoredBy: anchor?.kind === 'kms' ? 'kms' : anchor?.kind === 'extra' ? 'extra' : 'none',
+      ...(anchor?.kind === 'kms' ? { kmsRoot: anchor.kmsRoot.alias } : {}),
     };
   };
 
@@ -72,9 +79,9 @@ export function checkServerCertificate(opts: CheckServerCertificateOptions): Cer
   const leaf = certs[0]!;
   const name = (i: number) => (i === 0 ? 'the server certificate' : `chain certificate #${i + 1} (${oneLineName(certs[i]!.subject)})`);
 
-  checkLeaf(leaf, error);
+  checkLeaf(certs, error);
   if (opts.keyPem !== undefined) checkKey(leaf, opts.keyPem, error);
-  checkHostname(leaf, opts.hostname, error, warning);
+  if (opts.hostname !== undefined) checkHostname(leaf, opts.hostname, error, warning);
 
   certs.forEach((c, i) => {
     const from = notBefore(c);
@@ -106,7 +113,12 @@ export function checkServerCertificate(opts: CheckServerCertificateOptions): Cer
       return report(certs, null);
     }
     case 'untrusted':
-      error('ROOT_NOT_TRUSTED_BY_KMS', `the chain ends at "${oneLineName(anchor.root.subject)}", which is not among KMS's trusted roots (appliance/certs/kms-trusted-roots.json): get the certificate from a CA that KMS trusts`);
+      error(
+        'ROOT_NOT_TRUSTED_BY_KMS',
+        certs.length === 1 && anchor.root === leaf
+          ? 'the certificate is self-signed, and KMS accepts only certificates issued under the roots it trusts (xks cert roots lists them): make a CSR with xks cert csr and have it signed by one of those CAs'
+          : `the chain ends at "${oneLineName(anchor.root.subject)}", which is not among KMS's trusted roots (xks cert roots lists them): get the certificate from a CA that KMS trusts`,
+      );
       break;
     case 'kms': {
       const until = anchor.kmsRoot.notAfter;
@@ -119,7 +131,7 @@ export function checkServerCertificate(opts: CheckServerCertificateOptions): Cer
       if (notAfter(anchor.root) <= now) error('ROOT_EXPIRED', `the root "${oneLineName(anchor.root.subject)}" expired on ${notAfter(anchor.root).toISOString().slice(0, 10)}: issue the chain from a current root`);
       break;
   }
-  return report(certs, oneLineName(anchor.root.subject));
+  return report(certs, oneLineName(anchor.root.subject), anchor);
 }
 
 type Report = (code: string, message: string) => void;
@@ -142,8 +154,18 @@ function parseChain(pem: string, error: Report): X509Certificate[] | undefined {
   return certs;
 }
 
-function checkLeaf(leaf: X509Certificate, error: Report): void {
-  if (leaf.ca) error('LEAF_IS_CA', 'the first certificate in the file is a CA certificate: put the server certificate first');
+function checkLeaf(certs: X509Certificate[], error: Report): void {
+  const leaf = certs[0]!;
+  if (leaf.ca) {
+    // Three different mistakes look alike here; only the first is about order.
+    if (certs.some((c) => !c.ca)) error('LEAF_IS_CA', 'the first certificate in the file is a CA certificate: put the server certificate first');
+    else if (certs.length === 1 && isSelfSigned(leaf)) {
+      error(
+        'LEAF_IS_CA',
+        'the certificate is a self-signed CA certificate (basicConstraints CA:TRUE, what openssl req -x509 makes by default), not a server certificate, and KMS does not accept self-signed ones: make a CSR with xks cert csr and have it signed by a CA that KMS trusts (xks cert roots)',
+      );
+    } else error('LEAF_IS_CA', 'the file holds only CA certificates: the server certificate is missing; put it first, then its intermediates');
+  }
   // Node names the extended key usage OIDs `keyUsage`; undefined means no EKU extension (any use).
   const eku = leaf.keyUsage;
   if (eku && !eku.includes(SERVER_AUTH) && !eku.includes(ANY_EKU)) {

@@ -6,7 +6,9 @@ import { loadConfig, loadCredentials } from '../config/load.js';
 import { XKS_PATH_SUFFIX } from '../config/schema.js';
 import { writeKmsProxyConfig } from '../kms-config.js';
 import { createLogger } from '../logging.js';
-import { checkCertificate } from '../service.js';
+import { checkCertificate, startFailure } from '../service.js';
+import { loginAllNodes } from '../doctor/hsm-login.js';
+import { HsmStartError } from '../../xks/hsm/errors.js';
 import { CliError } from './errors.js';
 import { operatorOptions, type OperatorOptions } from './operator.js';
 import { recordAdminAction } from './record-admin.js';
@@ -14,12 +16,23 @@ import { recordAdminAction } from './record-admin.js';
 export function register(program: Command): void {
   program
     .command('check')
-    .description('Validate a configuration file, its secret files and the server certificate, as xks serve does before it starts (HSM nodes are not contacted)')
+    .description(
+      'Validate a configuration file, its secret files and the server certificate, and log in to every HSM node (its PIN, token and\n' +
+        'health-check key), as xks serve does before it listens. Exit 2: configuration, 3: credential or PIN, 1: other failure.',
+    )
     .requiredOption('--config <FILE>', 'the appliance configuration (YAML)')
-    .action(async (o: { config: string }) => {
+    .option('--no-hsm', 'do not contact the HSM nodes (then a wrong PIN is NOT detected)')
+    .action(async (o: { config: string; hsm: boolean }) => {
       const { config, file } = await loadConfig(resolve(o.config));
-      const days = checkCertificate(config, createLogger('warn', process.stderr as never));
-      process.stdout.write(`${file}: valid; ${config.keyStores.length} key store(s), ${config.hsm.nodes.length} HSM node(s); certificate expires in ${days} days\n`);
+      const cert = checkCertificate(config, createLogger('warn', process.stderr as never));
+      let hsm = 'HSM nodes not contacted (--no-hsm): a wrong PIN is not detected';
+      if (o.hsm) {
+        const logins = await loginAllNodes(config);
+        const failed = logins.find((l) => !l.ok);
+        if (failed) throw startFailure(new HsmStartError(failed.error ?? `HSM node ${failed.id}: cannot log in`, failed.kind ?? 'runtime'));
+        hsm = `logged in to ${logins.length} HSM node(s), health-check key works`;
+      }
+      process.stdout.write(`${file}: valid; ${config.keyStores.length} key store(s); certificate expires in ${cert.daysToExpire} days${cert.staging ? ' (STAGING root: KMS will not accept it)' : ''}; ${hsm}\n`);
     });
   operatorOptions(
     program

@@ -15,11 +15,6 @@ function intArg(value: string): number {
 }
 
 export function register(program: Command): void {
-  program
-    .command('status')
-    .description('Show the running appliance: HSM nodes, their health and pids, drain state')
-    .requiredOption('--config <FILE>', 'configuration file of the running appliance')
-    .action(async (o: { config: string }) => print(await controlCall(resolve(o.config), '/status')));
   operatorOptions(
     program
       .command('drain')
@@ -46,7 +41,7 @@ export function register(program: Command): void {
   ).action(async (o: { config: string } & OperatorOptions) => print(await controlCall(resolve(o.config), '/reload', o)));
   program
     .command('fault')
-    .description('Fault injection for tests and demos: make one HSM node slow, failing or frozen, or clear it (kind none)')
+    .description('Fault injection for tests and demos (refused in production mode): make one HSM node slow, failing or frozen, or clear it (kind none)')
     .requiredOption('--config <FILE>', 'configuration file of the running appliance')
     .requiredOption('--node <ID>', 'HSM node id, e.g. hsm-1')
     .requiredOption('--kind <KIND>', 'none | slow | fail | freeze')

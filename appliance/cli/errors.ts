@@ -1,8 +1,10 @@
 // An operator-facing failure: printed as one line, exit code non-zero, never a stack trace.
+import { EXIT } from '../exit-codes.js';
+
 export class CliError extends Error {
   constructor(
     message: string,
-    readonly exitCode = 1,
+    readonly exitCode: number = EXIT.RUNTIME,
   ) {
     super(message);
     this.name = 'CliError';

@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import type { LoadedConfig } from '../config/load.js';
 import { controlCall } from '../control/client.js';
-import { controlSocketPath } from '../control/server.js';
+import { controlSocketPath } from '../control/socket-path.js';
 import type { AdminAction } from '../../xks/audit/entry.js';
 import { openAuditLog } from '../../xks/audit/log.js';
 import { CliError } from './errors.js';
@@ -12,7 +12,7 @@ import { CliError } from './errors.js';
 export async function recordAdminAction(loaded: LoadedConfig, action: AdminAction): Promise<void> {
   const audit = loaded.config.audit;
   if (!audit) return;
-  if (existsSync(controlSocketPath(loaded.file))) {
+  if (existsSync(controlSocketPath(loaded.file, loaded.config.control?.socket))) {
     await controlCall(loaded.file, '/audit', action);
     return;
   }

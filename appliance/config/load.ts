@@ -1,17 +1,24 @@
 // Load and check the appliance configuration: YAML -> schema -> resolved paths -> checks a schema
 // cannot make (files exist, secrets are 0600, names unique). Every failure is a ConfigError whose
 // message is one line naming the field and saying how to fix it; no stack trace reaches the operator.
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
+import { EXIT } from '../exit-codes.js';
 import { configSchema, credentialsFileSchema, XKS_PATH_SUFFIX, type Config, type Credential } from './schema.js';
 
 export class ConfigError extends Error {
+  readonly exitCode: number = EXIT.CONFIG;
   constructor(message: string) {
     super(message);
     this.name = 'ConfigError';
   }
+}
+
+/** A credentials file or HSM PIN problem: its own exit code, so systemd never retries it. */
+export class CredentialError extends ConfigError {
+  override readonly exitCode: number = EXIT.CREDENTIALS;
 }
 
 export interface LoadedConfig {
@@ -57,25 +64,31 @@ export function parseYaml(text: string, source: string): unknown {
 }
 
 /** A secret file must be readable by its owner only: refuse group/other permission bits. */
-export function checkSecretFileMode(file: string, field: string): void {
+export function checkSecretFileMode(file: string, field: string, Err: typeof ConfigError = ConfigError): void {
   let mode: number;
   try {
     mode = statSync(file).mode;
   } catch {
-    throw new ConfigError(`${field}: ${file}: no such file`);
+    throw new Err(`${field}: ${file}: no such file`);
   }
   if ((mode & 0o077) !== 0) {
-    throw new ConfigError(`${field}: ${file} is readable by others (mode ${(mode & 0o777).toString(8)}): run chmod 600 ${file}`);
+    throw new Err(`${field}: ${file} is readable by others (mode ${(mode & 0o777).toString(8)}): run chmod 600 ${file}`);
   }
 }
 
 export function loadCredentials(file: string, field: string): Credential[] {
-  checkSecretFileMode(file, field);
-  const parsed = credentialsFileSchema.safeParse(parseYaml(readText(file, `${field}:`), file));
+  checkSecretFileMode(file, field, CredentialError);
+  let raw: unknown;
+  try {
+    raw = parseYaml(readText(file, `${field}:`), file);
+  } catch (err) {
+    throw new CredentialError((err as Error).message);
+  }
+  const parsed = credentialsFileSchema.safeParse(raw);
   if (!parsed.success) {
     // Never echo values from a secrets file: name the field only.
     const i = parsed.error.issues[0]!;
-    throw new ConfigError(`${file}: ${fieldName(i.path)}: ${i.message}`);
+    throw new CredentialError(`${file}: ${fieldName(i.path)}: ${i.message}`);
   }
   return parsed.data.credentials;
 }
@@ -91,6 +104,7 @@ function resolvePaths(config: Config, dir: string): Config {
         ...tls,
         certFile: abs(tls.certFile),
         keyFile: abs(tls.keyFile),
+        ...(tls.stagingRoots ? { stagingRoots: tls.stagingRoots.map(abs) } : {}),
         ...(tls.clientAuth ? { clientAuth: { ...tls.clientAuth, caFile: abs(tls.clientAuth.caFile) } } : {}),
       },
     },
@@ -131,8 +145,13 @@ function checkKeyLabels(config: Config): void {
   });
 }
 
+export interface LoadOptions {
+  /** `xks cert install` writes the certificate and key: they need not exist yet. */
+  certificateMayBeMissing?: boolean;
+}
+
 /** Checks across fields and on disk, after the schema. */
-export function checkConfig(config: Config): void {
+export function checkConfig(config: Config, opts: LoadOptions = {}): void {
   unique(config.keyStores, (s) => s.name, 'keyStores[].name');
   unique(config.keyStores, (s) => s.uriPathPrefix + XKS_PATH_SUFFIX, 'keyStores[].uriPathPrefix');
   unique(config.hsm.nodes, (n) => n.id, 'hsm.nodes[].id');
@@ -147,9 +166,12 @@ export function checkConfig(config: Config): void {
   });
   checkKeyLabels(config);
   config.hsm.nodes.forEach((n, i) => {
-    if (n.pin.file) checkSecretFileMode(n.pin.file, `hsm.nodes[${i}].pin.file`);
+    if (n.pin.file) checkSecretFileMode(n.pin.file, `hsm.nodes[${i}].pin.file`, CredentialError);
   });
-  checkSecretFileMode(config.server.tls.keyFile, 'server.tls.keyFile');
+  const keyFile = config.server.tls.keyFile;
+  if (!existsSync(keyFile)) {
+    if (!opts.certificateMayBeMissing) throw new ConfigError(`server.tls.keyFile: ${keyFile}: no such file: make a key and CSR with xks cert csr, then put the certificate in place with xks cert install`);
+  } else checkSecretFileMode(keyFile, 'server.tls.keyFile');
   const ka = config.server.keepAliveTimeoutMs;
   if (config.mode === 'production' && ka <= 350_000) {
     throw new ConfigError(`server.keepAliveTimeoutMs (${ka}) must be above the AWS NLB idle timeout of 350000 ms, or idle connections cost KMS a new TLS handshake`);
@@ -179,10 +201,10 @@ export function parseConfig(raw: unknown, source: string): Config {
   return resolveFleet(parsed.data, raw);
 }
 
-export async function loadConfig(file: string): Promise<LoadedConfig> {
+export async function loadConfig(file: string, opts: LoadOptions = {}): Promise<LoadedConfig> {
   const abs = resolve(file);
   const dir = dirname(abs);
   const config = resolvePaths(parseConfig(parseYaml(readText(abs, 'config file'), abs), abs), dir);
-  checkConfig(config);
+  checkConfig(config, opts);
   return { config, file: abs, dir };
 }

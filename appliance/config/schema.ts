@@ -112,6 +112,10 @@ const tls = z
     certFile: z.string().min(1, 'the PEM chain: server certificate first, then intermediates'),
     keyFile: z.string().min(1, 'the PEM private key of the server certificate (mode 0600)'),
     minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+    // Staging before the public certificate arrives: PEM roots (an internal CA) accepted as the end
+    // of the chain in production mode too. KMS does NOT accept them: doctor, status and the log say
+    // so for as long as the served chain ends at one.
+    stagingRoots: z.array(z.string().min(1, 'a PEM file holding the staging root CA certificate')).optional(),
     clientAuth: z
       .object({
         caFile: z.string().min(1),
@@ -232,6 +236,9 @@ export const configSchema = z
       })
       .strict()
       .optional(),
+    // The operator's control socket; default <config dir>/xks-control/<config name>.sock. Under
+    // systemd: /run/xks/<instance>/control.sock (the unit's RuntimeDirectory).
+    control: z.object({ socket: z.string().min(1).optional() }).strict().optional(),
     hsm: z
       .object({
         vendor: z.string().min(1).default('PKCS#11'),

@@ -1,10 +1,13 @@
 // Client side of the control channel, for the operator commands.
 import http from 'node:http';
 import { CliError } from '../cli/errors.js';
-import { controlSocketPath } from './server.js';
+import { controlSocketOf } from './socket-path.js';
+
+/** No instance answers on the configuration's control socket. */
+export class NotRunningError extends CliError {}
 
 export function controlCall(configFile: string, command: string, body: object = {}): Promise<Record<string, unknown>> {
-  const socketPath = controlSocketPath(configFile);
+  const socketPath = controlSocketOf(configFile);
   return new Promise((resolve, reject) => {
     const req = http.request({ socketPath, path: command, method: 'POST', headers: { 'content-type': 'application/json' }, timeout: 10_000 }, (res) => {
       let text = '';
@@ -24,11 +27,9 @@ export function controlCall(configFile: string, command: string, body: object = 
     req.on('timeout', () => req.destroy(new Error('timed out')));
     req.on('error', (err: NodeJS.ErrnoException) =>
       reject(
-        new CliError(
-          err.code === 'ENOENT' || err.code === 'ECONNREFUSED'
-            ? `no running appliance for ${configFile} (no control socket at ${socketPath}): is it started?`
-            : `cannot reach the appliance at ${socketPath}: ${err.code ?? err.message}`,
-        ),
+        err.code === 'ENOENT' || err.code === 'ECONNREFUSED'
+          ? new NotRunningError(`no running appliance for ${configFile} (no control socket at ${socketPath}): is it started?`)
+          : new CliError(`cannot reach the appliance at ${socketPath}: ${err.code ?? err.message}`),
       ),
     );
     req.end(JSON.stringify(body));

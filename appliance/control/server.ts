@@ -1,12 +1,14 @@
-// The operator's control channel to a running appliance: HTTP over a Unix socket next to the
-// configuration (mode 0600, so only the service's own user can drive it). Operator commands
-// (`xks drain`, `xks fault`, `xks status`, and later block, creds, reload) talk to it; nothing of it
-// is reachable over the network.
-import { chmodSync, rmSync } from 'node:fs';
+// The operator's control channel to a running appliance: HTTP over a Unix socket, one per instance
+// (socket-path.ts), in a directory only the service's user can enter, created under umask 0077 so
+// it is never connectable by others, not even for a moment. Operator commands (`xks drain`,
+// `xks fault`, `xks status`, `xks reload`, ...) talk to it; nothing of it is reachable over the network.
+import { lstatSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import http from 'node:http';
-import { dirname, join } from 'node:path';
+import net from 'node:net';
+import { dirname } from 'node:path';
 import type { AdminAction, AdminActionName } from '../../xks/audit/entry.js';
 import type { Fault } from '../../xks/hsm/types.js';
+import { ConfigError } from '../config/load.js';
 import type { Operator } from '../service.js';
 
 export interface ControlTarget {
@@ -43,7 +45,7 @@ export function operatorOf(body: Record<string, unknown>): Operator {
 }
 
 /** Actions that happen outside the service and are only reported to it. */
-const REPORTED: ReadonlySet<AdminActionName> = new Set<AdminActionName>(['kms-config-export']);
+const REPORTED: ReadonlySet<AdminActionName> = new Set<AdminActionName>(['kms-config-export', 'cert-install']);
 
 function reportedAction(body: Record<string, unknown>): AdminAction {
   const action = body['action'] as AdminActionName;
@@ -66,11 +68,6 @@ const ROUTES: Record<string, Handler> = {
   },
 };
 
-/** The socket of the appliance run by this configuration file. */
-export function controlSocketPath(configFile: string): string {
-  return join(dirname(configFile), 'xks-control.sock');
-}
-
 function readJson(req: http.IncomingMessage): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
     let text = '';
@@ -91,8 +88,70 @@ function readJson(req: http.IncomingMessage): Promise<Record<string, unknown>> {
   });
 }
 
+/** A private directory for the socket: made 0700 here, or refused when others can enter it. */
+function prepareDirectory(dir: string): void {
+  try {
+    mkdirSync(dir, { mode: 0o700 });
+    return;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+      throw new ConfigError(`control socket directory ${dir} cannot be created (${(err as NodeJS.ErrnoException).code}): create it with mode 0700, owned by the service user`);
+    }
+  }
+  const st = statSync(dir);
+  if (!st.isDirectory()) throw new ConfigError(`control socket directory ${dir} is not a directory: remove it or set control.socket elsewhere`);
+  if (process.getuid && st.uid !== process.getuid()) throw new ConfigError(`control socket directory ${dir} belongs to another user: set control.socket in a directory of the service user`);
+  if ((st.mode & 0o077) !== 0) {
+    throw new ConfigError(`control socket directory ${dir} is open to others (mode ${(st.mode & 0o777).toString(8)}): run chmod 700 ${dir}, or set control.socket in a private directory`);
+  }
+}
+
+/** True when a process answers on the socket: another instance runs with this control socket. */
+function socketAnswers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(path);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+/**
+ * Refuses a socket a running instance answers on; removes a stale one left by a crash. Called at
+ * the very start of `serve` too, so a second instance stops before it touches an HSM.
+ */
+export async function claimControlSocket(path: string): Promise<void> {
+  prepareDirectory(dirname(path));
+  let st;
+  try {
+    st = lstatSync(path);
+  } catch {
+    return;
+  }
+  if (!st.isSocket()) throw new ConfigError(`control socket ${path} exists and is not a socket: remove it or set control.socket elsewhere`);
+  if (await socketAnswers(path)) {
+    throw new ConfigError(`control socket ${path} is in use by a running xks instance: stop that one first, or give this configuration its own control.socket`);
+  }
+  rmSync(path, { force: true });
+}
+
+/** Listen with umask 0077: the socket is 0600 from the moment it exists. */
+async function listenPrivately(server: http.Server, path: string): Promise<void> {
+  const previous = process.umask(0o077);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(path, () => resolve());
+    });
+  } finally {
+    process.umask(previous);
+  }
+}
+
 export async function startControlServer(path: string, target: ControlTarget): Promise<{ close(): Promise<void> }> {
-  rmSync(path, { force: true }); // a stale socket from a crashed run
+  await claimControlSocket(path);
   const server = http.createServer((req, res) => {
     const handler = ROUTES[req.url ?? ''];
     const reply = (status: number, body: object) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
@@ -108,17 +167,21 @@ export async function startControlServer(path: string, target: ControlTarget): P
         },
       );
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(path, () => resolve());
+  await listenPrivately(server, path).catch((err: NodeJS.ErrnoException) => {
+    throw new ConfigError(`control socket ${path}: cannot listen (${err.code ?? err.message})`);
   });
-  chmodSync(path, 0o600);
+  // Ours is this inode: on close, never remove a socket another instance made after a takeover attempt.
+  const ino = lstatSync(path).ino;
   return {
     close: () =>
       new Promise((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
-        rmSync(path, { force: true });
+        try {
+          if (lstatSync(path).ino === ino) rmSync(path, { force: true });
+        } catch {
+          // gone already
+        }
       }),
   };
 }

@@ -1,12 +1,13 @@
 // Make (or reuse) everything the demo appliance runs on: PINs, credentials, key material, one
 // SoftHSM2 token per node holding the same keys, the development PKI, and the configuration file.
-import { randomBytes, randomInt } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { writeFileAtomic } from '../certs/atomic-write.js';
 import { ensureDemoPki, type DemoPkiFiles } from '../certs/devpki.js';
 import type { Credential } from '../config/schema.js';
+import { newCredential } from '../credentials.js';
 import { provisionToken, writeSoftHsmConf } from './tokens.js';
 import { DEMO_KEYS, DEMO_PREFIX, DEMO_REGION, DEMO_STORE, HEALTH_KEY_LABEL, instanceId, instancePorts, nodeId, tokenLabel, type DemoLayout } from './layout.js';
 
@@ -23,14 +24,7 @@ export interface DemoOptions {
   module: string;
 }
 
-const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-
-/** SigV4 credential per spec S6/S7: 20 characters of A-Z2-7, and a 256-bit secret in base64. */
-export function newCredential(): Credential {
-  let id = 'XKS';
-  while (id.length < 20) id += BASE32[randomInt(32)];
-  return { accessKeyId: id, secretAccessKey: randomBytes(32).toString('base64') };
-}
+export { newCredential };
 
 function readOrCreate(file: string, make: () => string): string {
   if (existsSync(file)) return readFileSync(file, 'utf8');

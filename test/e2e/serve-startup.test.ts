@@ -85,7 +85,9 @@ t.test('a good configuration serves, and SIGTERM stops it with exit 0', async (t
 });
 
 t.test('an inline PIN is refused, naming the field', async (t) => {
-  refused(t, await serve((c) => (c.hsm.nodes[0].pin = pin)), /hsm\.nodes\[0\]\.pin: .*never written inline/);
+  const r = await serve((c) => (c.hsm.nodes[0].pin = pin));
+  refused(t, r, /hsm\.nodes\[0\]\.pin: .*never written inline/);
+  t.equal(r.code, 2, 'exit 2: configuration error');
 });
 
 t.test('an unknown field is refused, naming it', async (t) => {
@@ -95,11 +97,15 @@ t.test('an unknown field is refused, naming it', async (t) => {
 t.test('a wrong PIN: one line saying the login failed', async (t) => {
   const wrong = join(dir, 'secrets', 'wrong.pin');
   writeFileSync(wrong, '000000000000', { mode: 0o600 });
-  refused(t, await serve((c) => (c.hsm.nodes[0].pin = { file: wrong })), /hsm-1.*(PIN|login)/i);
+  const r = await serve((c) => (c.hsm.nodes[0].pin = { file: wrong }));
+  refused(t, r, /hsm-1.*(PIN|login)/i);
+  t.equal(r.code, 3, 'exit 3: credential/PIN error, which systemd never restarts (RestartPreventExitStatus)');
 });
 
 t.test('a missing token: one line naming the token', async (t) => {
-  refused(t, await serve((c) => (c.hsm.nodes[0].tokenLabel = 'no-such-token')), /no-such-token/);
+  const r = await serve((c) => (c.hsm.nodes[0].tokenLabel = 'no-such-token'));
+  refused(t, r, /no-such-token/);
+  t.equal(r.code, 2, 'exit 2: configuration error');
 });
 
 t.test('a missing PKCS#11 module: one line naming it', async (t) => {
@@ -110,7 +116,9 @@ t.test('a credentials file readable by others: told to chmod 600', async (t) => 
   const file = join(dir, 'secrets', 'credentials-demo.yaml');
   chmodSync(file, 0o644);
   try {
-    refused(t, await serve(() => {}), /chmod 600/);
+    const r = await serve(() => {});
+    refused(t, r, /chmod 600/);
+    t.equal(r.code, 3, 'exit 3: credential error');
   } finally {
     chmodSync(file, 0o600);
   }

@@ -10,6 +10,23 @@ export type HsmErrorName =
   | 'DependencyTimeoutException'
   | 'InternalException';
 
+/**
+ * A node that cannot start: 'pin' (wrong, locked or unreadable PIN: retrying can lock the token),
+ * 'config' (module, token, health key: the configuration must change), 'runtime' (anything else).
+ * The appliance maps the kind onto its exit code.
+ */
+export class HsmStartError extends Error {
+  constructor(
+    message: string,
+    readonly kind: StartFailureKind,
+  ) {
+    super(message);
+    this.name = 'HsmStartError';
+  }
+}
+
+export type StartFailureKind = 'pin' | 'config' | 'runtime';
+
 export class HsmError extends Error {
   /**
    * `message` may reach KMS, so it carries no internal detail; `detail` (a node's own error text)

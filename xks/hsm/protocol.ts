@@ -64,4 +64,4 @@ export interface WireError {
 
 export type CallReply = { t: 'res'; id: number; ok: true; value: unknown } | { t: 'res'; id: number; ok: false; error: WireError };
 
-export type ChildMessage = { t: 'ready' } | { t: 'fatal'; message: string } | CallReply;
+export type ChildMessage = { t: 'ready' } | { t: 'fatal'; message: string; kind: 'pin' | 'config' } | CallReply;

@@ -24,7 +24,7 @@ async function init(msg: InitMessage): Promise<void> {
     const reason = err instanceof FatalInitError ? err.message : `start-up failed (${err instanceof Error ? err.message : String(err)})`;
     // One line, whatever the module put in its message.
     const line = `HSM node ${nodeId}: ${reason}`.replace(/\s+/g, ' ');
-    send({ t: 'fatal', message: line }, () => process.exit(1));
+    send({ t: 'fatal', message: line, kind: err instanceof FatalInitError ? err.kind : 'config' }, () => process.exit(1));
   }
 }
 
@@ -61,6 +61,11 @@ process.on('message', (msg: InitMessage | CallRequest) => {
   if (msg.t === 'req') void handle(msg);
   else if (msg.t === 'init' && !service) void init(msg);
 });
+
+// The parent ends this process (IPC disconnect, or SIGKILL when frozen). A Ctrl-C or a SIGTERM to the
+// whole process group must not end it first: the parent would log a lost node during a clean stop.
+process.on('SIGINT', () => undefined);
+process.on('SIGTERM', () => undefined);
 
 // The parent is gone or closing us: release the sessions and leave.
 process.on('disconnect', () => {

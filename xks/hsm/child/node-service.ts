@@ -14,6 +14,13 @@ import type { DecryptInput, EncryptInput, Fault, KeyInfo } from '../types.js';
 /** A configuration problem: the message says what is wrong and how to fix it (no node prefix). */
 export class FatalInitError extends Error {
   override name = 'FatalInitError';
+  constructor(
+    message: string,
+    /** 'pin': the PIN is wrong, locked, expired or unreadable; never retried by the service. */
+    readonly kind: 'pin' | 'config' = 'config',
+  ) {
+    super(message);
+  }
 }
 
 /** No secret key with this label on this node's token. */
@@ -39,7 +46,7 @@ export class NodeService {
     try {
       pin = readPin(cfg.pin);
     } catch (err) {
-      throw err instanceof PinError ? new FatalInitError(err.message) : err;
+      throw err instanceof PinError ? new FatalInitError(err.message, 'pin') : err;
     }
     const mod = loadModule(cfg.module);
     const pool = new SessionPool(mod, { tokenLabel: cfg.tokenLabel, slot: cfg.slot }, pin, cfg.sessions);
@@ -184,13 +191,13 @@ function explainOpenFailure(cfg: HsmNodeOptions, err: unknown): Error {
   if (err instanceof Pkcs11CallError) {
     switch (err.ckr) {
       case 'CKR_PIN_INCORRECT':
-        return new FatalInitError(`login failed: CKR_PIN_INCORRECT; put the token's user PIN in ${pinSource} (repeated failures may lock the token)`);
+        return new FatalInitError(`login failed: CKR_PIN_INCORRECT; put the token's user PIN in ${pinSource} (repeated failures may lock the token)`, 'pin');
       case 'CKR_PIN_LOCKED':
-        return new FatalInitError(`login failed: CKR_PIN_LOCKED; the token's security officer must unlock the user PIN`);
+        return new FatalInitError(`login failed: CKR_PIN_LOCKED; the token's security officer must unlock the user PIN`, 'pin');
       case 'CKR_PIN_EXPIRED':
-        return new FatalInitError(`login failed: CKR_PIN_EXPIRED; set a new user PIN on the token and in ${pinSource}`);
+        return new FatalInitError(`login failed: CKR_PIN_EXPIRED; set a new user PIN on the token and in ${pinSource}`, 'pin');
     }
-    if (err.cls === 'login') return new FatalInitError(`login failed: ${err.ckr}; check ${pinSource}`);
+    if (err.cls === 'login') return new FatalInitError(`login failed: ${err.ckr}; check ${pinSource}`, 'pin');
     return new FatalInitError(`${err.fn} failed with ${err.ckr ?? err.message}; check the module's configuration and logs`);
   }
   return err instanceof Error ? err : new Error(String(err));

@@ -5,7 +5,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { HsmOptions, HsmNodeOptions } from '../options.js';
-import { HsmError } from '../errors.js';
+import { HsmError, HsmStartError } from '../errors.js';
 import { LogLimiter } from './log-limiter.js';
 import { takePinVariables, type PinVariable } from './pin-env.js';
 import { NodeCallError, NodeClient, type CallFailure } from './node-client.js';
@@ -304,7 +304,7 @@ class Cluster implements HsmCluster {
       await node.client.call({ op: 'probe' }, START_PROBE_MS);
     } catch (err) {
       const why = err instanceof NodeCallError ? (err.ckr ?? err.kind) : String(err);
-      throw new Error(`HSM node ${node.cfg.id}: the first health probe failed (${why}); check the node's module and health-check key`);
+      throw new HsmStartError(`HSM node ${node.cfg.id}: the first health probe failed (${why}); check the node's module and health-check key`, 'config');
     }
     node.lastProbeAt = Date.now();
     node.tracker.admit();

@@ -8,6 +8,7 @@ import type { HsmNodeOptions } from '../options.js';
 import { LogLimiter } from './log-limiter.js';
 import type { PinVariable } from './pin-env.js';
 import { compiledEntry } from '../package-root.js';
+import { HsmStartError, type StartFailureKind } from '../errors.js';
 import type { CallRequest, ChildMessage, InitMessage, NodeCall, OpName, OpResults, WireErrorClass } from '../protocol.js';
 
 export type CallFailure = WireErrorClass | 'timeout' | 'down';
@@ -65,6 +66,7 @@ export class NodeClient extends EventEmitter {
   private nextBackoff: number;
   private restartTimer: NodeJS.Timeout | undefined;
   private firstStart: { resolve: () => void; reject: (err: Error) => void } | undefined;
+  private pinRefused = false;
   private readonly limiter = new LogLimiter();
   private readonly opts: Required<Omit<NodeClientOptions, 'logger' | 'pin'>> & { logger: Logger | undefined; pin: PinVariable | undefined };
 
@@ -165,7 +167,7 @@ export class NodeClient extends EventEmitter {
       });
     } catch (err) {
       const line = `HSM node ${this.id}: cannot start its process (${err instanceof Error ? err.message : String(err)})`;
-      if (this.firstStart) this.onStartFailure(line);
+      if (this.firstStart) this.onStartFailure(line, 'runtime');
       else {
         this.opts.logger?.error({ node: this.id }, line);
         this.scheduleRestart();
@@ -218,8 +220,10 @@ export class NodeClient extends EventEmitter {
       return;
     }
     if (msg.t === 'fatal') {
-      if (this.firstStart) this.onStartFailure(msg.message);
+      if (this.firstStart) this.onStartFailure(msg.message, msg.kind);
       else {
+        // A PIN that stopped working is never tried again by itself: retries can lock the token.
+        if (msg.kind === 'pin') this.pinRefused = true;
         if (this.limiter.allow('fatal') >= 0) this.opts.logger?.error({ node: this.id }, msg.message);
         this.emit('fatal', msg.message);
       }
@@ -249,12 +253,16 @@ export class NodeClient extends EventEmitter {
     }
     const how = signal ? `signal ${signal}` : `code ${code}`;
     if (this.firstStart) {
-      this.onStartFailure(`HSM node ${this.id}: its process exited during start-up (${how}); check the module and its configuration`);
+      this.onStartFailure(`HSM node ${this.id}: its process exited during start-up (${how}); check the module and its configuration`, 'runtime');
       return;
     }
     if (this.state === 'closed') return;
     this.state = 'down';
     this.emit('down', how);
+    if (this.pinRefused) {
+      this.opts.logger?.error({ node: this.id }, `HSM node ${this.id} is not restarted: its PIN was refused; fix the PIN, then restart the service`);
+      return;
+    }
     if (wasReady && Date.now() - this.readyAt >= this.opts.stableMs) this.nextBackoff = this.opts.backoffMinMs;
     const delay = this.scheduleRestart();
     if (this.limiter.allow('exit') >= 0) {
@@ -275,11 +283,11 @@ export class NodeClient extends EventEmitter {
   }
 
   /** The first start failed: report once, stop supervising, make sure no process is left. */
-  private onStartFailure(line: string): void {
+  private onStartFailure(line: string, kind: StartFailureKind): void {
     const first = this.firstStart;
     this.firstStart = undefined;
     this.state = 'closed';
     this.child?.kill('SIGKILL');
-    first?.reject(new Error(line));
+    first?.reject(new HsmStartError(line, kind));
   }
 }
