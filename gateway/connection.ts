@@ -36,11 +36,20 @@ export function trackConnection(socket: Socket, info: ConnectionInfo): void {
   });
 }
 
+/** Found once per TLS socket, not once per request on it (building the key cost ~1% of a request). */
+const bySocket = new WeakMap<object, ConnectionInfo>();
+
 /** The facts of the connection a TLS socket (or a request's socket) belongs to. */
 export function connectionOf(socket: { remoteAddress?: string | undefined; remotePort?: number | undefined } | undefined): ConnectionInfo | undefined {
-  if (socket?.remoteAddress !== undefined) {
-    const info = byPeer.get(peerKey(socket.remoteAddress, socket.remotePort));
-    if (info) return info;
+  if (socket === undefined) return connectionContext.getStore();
+  let info = bySocket.get(socket);
+  if (info) return info;
+  if (socket.remoteAddress !== undefined) {
+    info = byPeer.get(peerKey(socket.remoteAddress, socket.remotePort));
+    if (info) {
+      bySocket.set(socket, info);
+      return info;
+    }
   }
   return connectionContext.getStore();
 }

@@ -73,23 +73,29 @@ export function hostNames(host: string | undefined, hostname: string): boolean {
   return name.replace(/\.$/, '').toLowerCase() === hostname.replace(/\.$/, '').toLowerCase();
 }
 
-/** Read the raw body (SigV4 hashes the exact bytes) up to the limit; null when over it. */
-function readBody(req: IncomingMessage, max: number): Promise<Buffer | null> {
+/** Past the cap the 501 goes out at once, and the rest of a body up to this size is still read
+ *  (and dropped) on a connection kept open: closing a socket with unread bytes makes TCP reset it,
+ *  and the reset can destroy the reply before the client reads it (T13). Above it: close. */
+const DRAIN_MAX_BYTES = 1 << 20;
+
+type Body = Buffer | { tooLarge: true; close: boolean };
+
+/** Read the raw body (SigV4 hashes the exact bytes) up to the limit. */
+function readBody(req: IncomingMessage, max: number): Promise<Body> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > max) return resolve(null);
+    if (declared > DRAIN_MAX_BYTES) return resolve({ tooLarge: true, close: true });
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size > max) {
+      if (size > DRAIN_MAX_BYTES) {
         req.removeAllListeners('data');
-        req.resume();
-        resolve(null);
-        return;
-      }
-      chunks.push(chunk);
+        req.socket.destroy();
+      } else if (size <= max) chunks.push(chunk);
+      else resolve({ tooLarge: true, close: false });
     });
+    if (declared > max) resolve({ tooLarge: true, close: false });
     req.once('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)));
     req.once('error', reject);
   });
@@ -104,9 +110,9 @@ export function createPipeline(opts: PipelineOptions): RequestListener {
       return errorReply(new XksError('MethodNotAllowed', 'Only POST is allowed on XKS API paths'), record, { allow: 'POST' });
     }
     const body = await readBody(req, rt.maxBodyBytes);
-    if (body === null) {
-      // T13: above the cap is still a spec answer. The rest of the body is unread: close.
-      return errorReply(new XksError('UnsupportedOperationException', `Request body above ${rt.maxBodyBytes} bytes is not supported`), record, { connection: 'close' });
+    if (!Buffer.isBuffer(body)) {
+      // T13: above the cap is still a spec answer, sent while the rest is drained (or closed).
+      return errorReply(new XksError('UnsupportedOperationException', `Request body above ${rt.maxBodyBytes} bytes is not supported`), record, body.close ? { connection: 'close' } : {});
     }
     const auth = verifySigV4(
       { method: req.method, path: req.url ?? '/', headers: req.headers, rawHeaders: req.rawHeaders, body },

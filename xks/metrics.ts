@@ -90,11 +90,22 @@ export class Metrics {
     collectDefaultMetrics({ register: this.registry });
   }
 
+  /** The label children of one (store, operation, status): prom-client hashes the labels on every
+   *  call otherwise. Bounded: stores come from the configuration, operations and statuses are few. */
+  private readonly children = new Map<string, { requests: { inc(): void }; latency: { observe(v: number): void } }>();
+
   request(r: RequestRecord): void {
     const store = r.store ?? '-';
     const operation = r.operation ?? '-';
-    this.requests.inc({ store, operation, status: String(r.status ?? 0) });
-    if (r.latencyMs !== undefined) this.latency.observe({ store, operation }, r.latencyMs / 1000);
+    const status = r.status ?? 0;
+    const key = `${store}\0${operation}\0${status}`;
+    let c = this.children.get(key);
+    if (c === undefined) {
+      c = { requests: this.requests.labels({ store, operation, status: String(status) }), latency: this.latency.labels({ store, operation }) };
+      this.children.set(key, c);
+    }
+    c.requests.inc();
+    if (r.latencyMs !== undefined) c.latency.observe(r.latencyMs / 1000);
     if (r.errorName === 'ThrottlingException') this.throttles.inc({ store, operation });
     if (r.errorName) {
       this.errors.inc({ store, operation, error_name: r.errorName, retryable: String(RETRYABLE.has(r.errorName as ErrorName)) });

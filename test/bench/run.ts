@@ -88,6 +88,14 @@ interface FixedFigures {
   max: number;
   /** Over the whole run, warm-up included. */
   failed: number;
+  why: string;
+}
+
+/** The failures by kind, e.g. "ThrottlingException x3, client timeout x1". */
+function whyFailed(samples: Sample[]): string {
+  const counts = new Map<string, number>();
+  for (const s of samples) if (s.status !== 200) counts.set(s.errorName ?? String(s.status), (counts.get(s.errorName ?? String(s.status)) ?? 0) + 1);
+  return [...counts].map(([k, n]) => `${k} x${n}`).join(', ');
 }
 
 /**
@@ -126,6 +134,7 @@ async function fixedRate(d: RunningDemo, server: Server): Promise<FixedFigures> 
     max: round(ms[ms.length - 1] ?? NaN),
     // Warm-up included: no request may fail at this rate.
     failed: report.failed,
+    why: whyFailed(report.samples),
   };
 }
 
@@ -181,7 +190,7 @@ async function failover(d: RunningDemo, signal: 'SIGKILL' | 'SIGSTOP') {
 }
 
 async function main(): Promise<void> {
-  const d = await startDemo(['--nodes', '2'], PROFILE_DIR ? { nodeOptions: `--cpu-prof --cpu-prof-dir=${PROFILE_DIR}` } : {});
+  const d = await startDemo(['--nodes', '2'], PROFILE_DIR ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] } : {});
   const { server: bareServer, child: bareChild } = await startBare(d);
   try {
     // Warm-up: TLS sessions, JIT, HSM session pools.

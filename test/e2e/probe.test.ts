@@ -44,11 +44,13 @@ t.test('against the demo', async (t) => {
     t.ok(report.latency.cold && report.latency.warm.decrypt, 'cold and warm latency figures');
   });
 
-  t.test('--demo --via-haproxy passes every check through HAProxy', async (t) => {
-    const { code, report } = await probeCli(['--demo', demoJson, '--via-haproxy']);
+  t.test('--demo --via-haproxy passes every check through HAProxy, with a fixed-rate run', async (t) => {
+    const { code, report } = await probeCli(['--demo', demoJson, '--via-haproxy', '--rate', '50', '--duration', '1']);
     t.equal(code, 0);
     t.equal(report.endpoint, d!.demo.haproxy!.endpoint);
     t.same(notPassed(report, 'FAIL'), []);
+    t.equal(report.checks.find((c) => c.rule === 'P3')?.status, 'PASS');
+    t.ok(report.latency.load && report.latency.load.sent >= 40 && report.latency.load.errors === 0, 'the fixed-rate run sent its requests');
   });
 
   t.test('flags instead of --demo: the secret from the KMS console file; a readable secret file is refused', async (t) => {
@@ -98,6 +100,14 @@ t.test('against a deliberately broken XKS server', async (t) => {
     const report = await probe(server);
     t.same(notPassed(report, 'FAIL'), []);
     t.same(report.checks.filter((c) => c.status === 'SKIP').map((c) => c.rule).sort(), ['S10', 'S9', 'S9']);
+  });
+
+  t.test('a busy answer (503) is retried as KMS would, and reported, not judged', async (t) => {
+    const server = await startBrokenXks([], { busyFirst: 3 });
+    t.teardown(() => server.close());
+    const report = await probe(server);
+    t.same(notPassed(report, 'FAIL'), []);
+    t.ok(report.retried.length >= 2 && report.retried.every((r) => r.status === 503), 'the retries are in the report');
   });
 
   for (const [flag, rule] of Object.entries(BROKEN_RULES) as Array<[Broken, string]>) {

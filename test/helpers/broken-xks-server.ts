@@ -76,8 +76,15 @@ function testPki() {
 
 const invalid = (m: string) => new XksError('ValidationException', m);
 
-export async function startBrokenXks(broken: readonly Broken[] = []): Promise<BrokenXks> {
+export interface BrokenOptions {
+  /** Answer this many requests 503 DependencyTimeoutException first, as a busy proxy may: not a
+   *  broken rule (KMS retries), so the probe retries too and says so. */
+  busyFirst?: number;
+}
+
+export async function startBrokenXks(broken: readonly Broken[] = [], opts: BrokenOptions = {}): Promise<BrokenXks> {
   const is = (flag: Broken) => broken.includes(flag);
+  let busy = opts.busyFirst ?? 0;
   const keys = new Map<string, Key>([
     ['ed-key', { material: randomBytes(32), usage: ['ENCRYPT', 'DECRYPT'], enabled: true }],
     ['eo-key', { material: randomBytes(32), usage: ['ENCRYPT'], enabled: true }],
@@ -202,6 +209,10 @@ export async function startBrokenXks(broken: readonly Broken[] = []): Promise<Br
       return;
     }
     const body = Buffer.concat(chunks);
+    if (busy > 0) {
+      busy--;
+      throw new XksError('DependencyTimeoutException', 'busy');
+    }
     // The cap comes first: the signature covers the whole body, which is not kept above it.
     if (size > BODY_CAP) {
       if (is('bodyCapReset')) return void req.socket.destroy();

@@ -67,8 +67,8 @@ export interface RunningDemo {
  * `bin/xks ARGS` as a user runs it. tap wraps child_process to put its coverage loaders into
  * NODE_OPTIONS, which breaks an extensionless ES module entry; `env -u` drops them at exec time.
  */
-export function xksCommand(args: string[], nodeOptions?: string): [string, string[]] {
-  return ['env', ['-u', 'NODE_OPTIONS', ...(nodeOptions ? [`NODE_OPTIONS=${nodeOptions}`] : []), XKS_BIN, ...args]];
+export function xksCommand(args: string[], nodeArgs: string[] = []): [string, string[]] {
+  return ['env', ['-u', 'NODE_OPTIONS', ...(nodeArgs.length ? [process.execPath, ...nodeArgs] : []), XKS_BIN, ...args]];
 }
 
 function portFree(port: number): Promise<boolean> {
@@ -101,8 +101,8 @@ export async function startDemo(
     timeoutMs?: number;
     env?: NodeJS.ProcessEnv;
     instances?: number;
-    /** e.g. --cpu-prof, for the appliance and its HSM node processes. */
-    nodeOptions?: string;
+    /** Node flags such as --cpu-prof (which HSM node processes inherit). */
+    nodeArgs?: string[];
   } = {},
 ): Promise<RunningDemo> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'xks-demo-'));
@@ -111,7 +111,7 @@ export async function startDemo(
   rmSync(join(dir, 'demo.json'), { force: true }); // a previous run's is not this run's readiness
   let out = '';
   const extra = [...(typeof args === 'function' ? args(port) : args), ...(instances > 1 ? ['--instances', String(instances)] : [])];
-  const proc = spawn(...xksCommand(['demo', '--dir', dir, '--port', String(port), ...extra], opts.nodeOptions), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+  const proc = spawn(...xksCommand(['demo', '--dir', dir, '--port', String(port), ...extra], opts.nodeArgs), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const file = join(dir, 'demo.json');

@@ -11,7 +11,8 @@ import type tls from 'node:tls';
 import t, { type Test } from 'tap';
 import { readProxyHeader } from '../../gateway/proxy-protocol.js';
 import { v1Header, v2Header } from '../helpers/proxy-header.js';
-import { connectProxied, makeCert, overSocket, pattern, startProxyStack, type ProxyStack, type StackOptions } from '../helpers/proxy-stack.js';
+import { makeCert, pattern, startProxyStack, type ProxyStack, type StackOptions } from '../helpers/proxy-stack.js';
+import { connectProxied, overSocket } from '../helpers/raw-client.js';
 
 // The listener's reasons for dropping a connection at the PROXY header (gateway/proxy-protocol.ts).
 const TIMEOUT = /no complete PROXY header within/;

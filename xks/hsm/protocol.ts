@@ -1,6 +1,7 @@
 // IPC between the cluster (parent) and one HSM node process (child). The channel uses
-// `serialization: 'advanced'`, so Buffers cross it as Buffers. PINs never cross it: the child reads
-// its PIN from the file or environment variable the node configuration names.
+// `serialization: 'advanced'`: start-up messages are objects; calls and replies cross it as
+// Buffers in the binary framing of wire.ts. PINs never cross it: the child reads its PIN from the
+// file or environment variable the node configuration names.
 import type { HsmNodeOptions } from './options.js';
 import type { DecryptInput, EncryptInput, Fault, KeyInfo } from './types.js';
 
@@ -64,4 +65,5 @@ export interface WireError {
 
 export type CallReply = { t: 'res'; id: number; ok: true; value: unknown } | { t: 'res'; id: number; ok: false; error: WireError };
 
-export type ChildMessage = { t: 'ready' } | { t: 'fatal'; message: string; kind: 'pin' | 'config' } | CallReply;
+/** The child's own messages; replies go as wire.ts frames. */
+export type ChildMessage = { t: 'ready' } | { t: 'fatal'; message: string; kind: 'pin' | 'config' };

@@ -5,15 +5,19 @@
 import { KeyMissingError, NodeService, FatalInitError } from './node-service.js';
 import { Pkcs11CallError } from './pkcs11.js';
 import type { CallReply, CallRequest, ChildMessage, InitMessage, WireError } from '../protocol.js';
+import { decodeCalls, encodeReply, FrameBatch, isFrames } from '../wire.js';
 import { ExpiredError } from './session-pool.js';
 
 let service: NodeService | undefined;
 let nodeId = 'unknown';
 
-function send(msg: ChildMessage, then?: () => void): void {
+function send(msg: ChildMessage | Buffer, then?: () => void): void {
   if (!process.connected) return;
   process.send!(msg, undefined, undefined, () => then?.());
 }
+
+/** Replies of this event-loop turn, sent as one message. */
+const outbox = new FrameBatch(send);
 
 async function init(msg: InitMessage): Promise<void> {
   nodeId = msg.node.id;
@@ -39,8 +43,9 @@ async function handle(req: CallRequest): Promise<void> {
     if (err instanceof ExpiredError) return;
     reply = { t: 'res', id: req.id, ok: false, error: toWire(err) };
   }
+  outbox.push(encodeReply(req.call.op, reply));
   // Freezing blocks the event loop the way SIGSTOP would; acknowledge the request first.
-  send(reply, service.currentFault.kind === 'freeze' ? freeze : undefined);
+  if (service.currentFault.kind === 'freeze') outbox.flush(freeze);
 }
 
 function toWire(err: unknown): WireError {
@@ -57,8 +62,8 @@ function freeze(): never {
   process.exit(1);
 }
 
-process.on('message', (msg: InitMessage | CallRequest) => {
-  if (msg.t === 'req') void handle(msg);
+process.on('message', (msg: InitMessage | Uint8Array) => {
+  if (isFrames(msg)) for (const req of decodeCalls(msg)) void handle(req);
   else if (msg.t === 'init' && !service) void init(msg);
 });
 

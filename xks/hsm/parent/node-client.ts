@@ -9,9 +9,13 @@ import { LogLimiter } from './log-limiter.js';
 import type { PinVariable } from './pin-env.js';
 import { compiledEntry } from '../package-root.js';
 import { HsmStartError, type StartFailureKind } from '../errors.js';
-import type { CallRequest, ChildMessage, InitMessage, NodeCall, OpName, OpResults, WireErrorClass } from '../protocol.js';
+import type { CallReply, ChildMessage, InitMessage, NodeCall, OpName, OpResults, WireErrorClass } from '../protocol.js';
+import { decodeReplies, encodeCall, FrameBatch, isFrames } from '../wire.js';
 
 export type CallFailure = WireErrorClass | 'timeout' | 'down';
+
+/** Profiling flags carry over, so one `node --cpu-prof` profiles every process. */
+const PROFILING_FLAGS = process.execArgv.filter((a) => a.startsWith('--cpu-prof'));
 
 export class NodeCallError extends Error {
   constructor(
@@ -68,6 +72,11 @@ export class NodeClient extends EventEmitter {
   private firstStart: { resolve: () => void; reject: (err: Error) => void } | undefined;
   private pinRefused = false;
   private readonly limiter = new LogLimiter();
+  /** Calls of this event-loop turn, for the current process. */
+  private readonly outbox = new FrameBatch((msg) => {
+    // A send that fails means the channel is closing: the exit handler rejects the calls.
+    if (this.child?.connected) this.child.send(msg);
+  });
   private readonly opts: Required<Omit<NodeClientOptions, 'logger' | 'pin'>> & { logger: Logger | undefined; pin: PinVariable | undefined };
 
   constructor(
@@ -114,8 +123,7 @@ export class NodeClient extends EventEmitter {
   }
 
   call<K extends OpName>(call: Extract<NodeCall, { op: K }>, timeoutMs: number): Promise<OpResults[K]> {
-    const child = this.child;
-    if (this.state !== 'ready' || !child?.connected) {
+    if (this.state !== 'ready' || !this.child?.connected) {
       return Promise.reject(new NodeCallError('down', `HSM node ${this.id} is not running`));
     }
     const id = this.nextId++;
@@ -124,9 +132,7 @@ export class NodeClient extends EventEmitter {
       // waiting in the channel, and the node should not be blamed for our lateness.
       const timer = setTimeout(() => setImmediate(() => this.onTimeout(id)), timeoutMs);
       this.pending.set(id, { resolve: resolve as (v: never) => void, reject, timer });
-      const req: CallRequest = { t: 'req', id, expiresAt: Date.now() + timeoutMs, call };
-      // A send that fails means the channel is closing: the exit handler rejects the call.
-      child.send(req);
+      this.outbox.push(encodeCall({ t: 'req', id, expiresAt: Date.now() + timeoutMs, call }));
     });
   }
 
@@ -159,7 +165,7 @@ export class NodeClient extends EventEmitter {
       // fork() by hand: through /bin/sh, which sets a hard core-file limit of 0 and then execs
       // node, so this PIN-holding process can never leave a core dump (same pid, same IPC).
       // Not the parent's loader flags (tap's TypeScript hooks): the entry is compiled JavaScript.
-      child = spawn('/bin/sh', ['-c', 'ulimit -H -c 0 && exec "$@"', 'xks-hsm-node', process.execPath, compiledEntry('xks/hsm/child/node-main.js')], {
+      child = spawn('/bin/sh', ['-c', 'ulimit -H -c 0 && exec "$@"', 'xks-hsm-node', process.execPath, ...PROFILING_FLAGS, compiledEntry('xks/hsm/child/node-main.js')], {
         serialization: 'advanced',
         env,
         // Vendor libraries may print to stdout; our stdout is the JSON log.
@@ -180,7 +186,11 @@ export class NodeClient extends EventEmitter {
       stderrTail = (stderrTail + chunk.toString('utf8')).slice(-2048);
     });
     const startTimer = setTimeout(() => this.kill(`not ready within ${this.opts.startTimeoutMs} ms`), this.opts.startTimeoutMs);
-    child.on('message', (msg: ChildMessage) => this.onMessage(child, msg, startTimer));
+    child.on('message', (msg: ChildMessage | Uint8Array) => {
+      if (child !== this.child) return;
+      if (isFrames(msg)) for (const reply of decodeReplies(msg)) this.onReply(reply);
+      else this.onMessage(child, msg, startTimer);
+    });
     child.on('error', (err) => {
       this.opts.logger?.debug({ node: this.id, err: err.message }, 'HSM node process error');
       // A process that never started may not emit 'exit'.
@@ -194,20 +204,19 @@ export class NodeClient extends EventEmitter {
     child.send(init);
   }
 
+  private onReply(msg: CallReply): void {
+    const p = this.pending.get(msg.id);
+    // A late answer (its call timed out already) is still a missed deadline.
+    if (!p) return;
+    this.misses = 0;
+    this.lastAnswerAt = Date.now();
+    this.pending.delete(msg.id);
+    clearTimeout(p.timer);
+    if (msg.ok) p.resolve(msg.value as never);
+    else p.reject(new NodeCallError(msg.error.cls, msg.error.message, msg.error.ckr));
+  }
+
   private onMessage(child: ChildProcess, msg: ChildMessage, startTimer: NodeJS.Timeout): void {
-    if (child !== this.child) return;
-    if (msg.t === 'res') {
-      const p = this.pending.get(msg.id);
-      // A late answer (its call timed out already) is still a missed deadline.
-      if (!p) return;
-      this.misses = 0;
-      this.lastAnswerAt = Date.now();
-      this.pending.delete(msg.id);
-      clearTimeout(p.timer);
-      if (msg.ok) p.resolve(msg.value as never);
-      else p.reject(new NodeCallError(msg.error.cls, msg.error.message, msg.error.ckr));
-      return;
-    }
     if (msg.t === 'ready') {
       clearTimeout(startTimer);
       if (this.state === 'closed') return;
@@ -245,6 +254,7 @@ export class NodeClient extends EventEmitter {
   private onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null, stderrTail: string): void {
     if (child !== this.child) return;
     this.child = undefined;
+    this.outbox.clear();
     const wasReady = this.state === 'ready';
     for (const [id, p] of this.pending) {
       clearTimeout(p.timer);

@@ -3,6 +3,8 @@
 // xks serve, doctor, status; then a certificate renewal under load with 0 failed requests, doctor
 // catching each broken setup it claims to check, the control socket kept by its instance, fault
 // injection refused, and a clean stop (the whole process group signalled) without node warnings.
+// In test/failover because of the zero-failure load step: it runs with the other deadline-bound
+// tests, one file at a time, so no other test's load eats the 200 ms HSM budget.
 import t from 'tap';
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';

@@ -1,0 +1,45 @@
+// The binary framing between the cluster and its node processes: every call and reply survives a
+// round trip exactly, several frames in one message come back in order, and garbage is refused.
+import t from 'tap';
+import { randomBytes } from 'node:crypto';
+import { decodeCalls, decodeReplies, encodeCall, encodeReply } from '../../xks/hsm/wire.js';
+import type { CallReply, CallRequest, NodeCall } from '../../xks/hsm/protocol.js';
+
+const calls: NodeCall[] = [
+  { op: 'keyInfo', label: 'k-aes' },
+  { op: 'encrypt', input: { label: 'clé-ü', plaintext: randomBytes(4300), hsmAad: randomBytes(40) } },
+  { op: 'encrypt', input: { label: 'k', plaintext: Buffer.alloc(0), hsmAad: randomBytes(4), cdiv: { aad: Buffer.alloc(0), metadata: Buffer.from([1, 0]) } } },
+  { op: 'decrypt', input: { label: 'k', iv: randomBytes(12), ciphertext: randomBytes(33), tag: randomBytes(16), hsmAad: randomBytes(9) } },
+  { op: 'probe' },
+  { op: 'fault', fault: { kind: 'fail', ckr: 'CKR_DEVICE_ERROR' } },
+];
+
+t.test('calls round-trip, one per message and all in one message', async (t) => {
+  const reqs: CallRequest[] = calls.map((call, i) => ({ t: 'req', id: 4_000_000_000 + i, expiresAt: Date.now() + 1234.5, call }));
+  for (const req of reqs) t.same(decodeCalls(encodeCall(req)), [req], req.call.op);
+  const batch = Buffer.concat(reqs.map(encodeCall));
+  t.same(decodeCalls(new Uint8Array(batch)), reqs, 'a batch (as a plain Uint8Array) decodes in order');
+});
+
+t.test('replies round-trip, values and errors', async (t) => {
+  const replies: Array<[NodeCall['op'], CallReply]> = [
+    ['keyInfo', { t: 'res', id: 1, ok: true, value: { keyType: 'AES', valueLen: 32, encrypt: true, decrypt: false } }],
+    ['keyInfo', { t: 'res', id: 2, ok: true, value: null }],
+    ['encrypt', { t: 'res', id: 3, ok: true, value: { iv: randomBytes(12), ciphertext: randomBytes(100), tag: randomBytes(16) } }],
+    ['encrypt', { t: 'res', id: 4, ok: true, value: { iv: randomBytes(12), ciphertext: randomBytes(1), tag: randomBytes(16), cdiv: randomBytes(32) } }],
+    ['decrypt', { t: 'res', id: 5, ok: true, value: { plaintext: randomBytes(7) } }],
+    ['probe', { t: 'res', id: 6, ok: true, value: true }],
+    ['fault', { t: 'res', id: 7, ok: true, value: true }],
+    ['decrypt', { t: 'res', id: 8, ok: false, error: { cls: 'invalid-ciphertext', ckr: 'CKR_ENCRYPTED_DATA_INVALID', message: 'C_Decrypt: CKR_ENCRYPTED_DATA_INVALID' } }],
+    ['encrypt', { t: 'res', id: 9, ok: false, error: { cls: 'key-missing', ckr: undefined, message: 'no secret key labelled "x"' } }],
+  ];
+  for (const [op, reply] of replies) t.same(decodeReplies(encodeReply(op, reply)), [reply], `${op} ${reply.ok ? 'ok' : 'error'}`);
+  t.same(decodeReplies(Buffer.concat(replies.map(([op, r]) => encodeReply(op, r)))), replies.map(([, r]) => r), 'a batch decodes in order');
+});
+
+t.test('truncated or foreign messages are refused, not misread', async (t) => {
+  const frame = encodeCall({ t: 'req', id: 1, expiresAt: 0, call: calls[1]! });
+  t.throws(() => decodeCalls(frame.subarray(0, frame.length - 10)), RangeError, 'truncated call');
+  t.throws(() => decodeReplies(frame), RangeError, 'a call is not a reply');
+  t.throws(() => decodeCalls(encodeReply('probe', { t: 'res', id: 1, ok: true, value: true })), RangeError, 'a reply is not a call');
+});
