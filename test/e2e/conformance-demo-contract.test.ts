@@ -78,6 +78,23 @@ t.test('demo.json: healthzUrl and metricsUrl answer', async (t) => {
   t.match(await metrics.text(), /^# (HELP|TYPE) /m, 'Prometheus text');
 });
 
+t.test('metrics: the series KMS-alike dashboards use, with their labels and values', async (t) => {
+  // A success, an error and an unauthenticated request, so each series has a sample to show.
+  t.equal((await c.call('/health', meta({ kmsOperation: 'KmsHealthCheck' }))).status, 200);
+  t.equal((await c.call('/keys/nope/metadata', meta())).status, 404);
+  const text = await (await fetch(d.demo.metricsUrl)).text();
+  const sample = (re: RegExp) => text.split('\n').find((l) => re.test(l));
+  const value = (line: string | undefined) => Number(line?.split(' ').pop());
+  const store = d.demo.store;
+  t.ok(value(sample(new RegExp(`^xks_proxy_requests_total\\{store="${store}",operation="health",status="200"\\} `))) >= 1, 'xks_proxy_requests_total{store,operation,status}');
+  t.ok(value(sample(new RegExp(`^xks_proxy_latency_seconds_count\\{store="${store}",operation="health"\\} `))) >= 1, 'xks_proxy_latency_seconds histogram (count)');
+  t.ok(sample(new RegExp(`^xks_proxy_latency_seconds_bucket\\{le="0\\.25",store="${store}",operation="health"\\} `)), 'with a bucket at KMS’s 250 ms');
+  t.ok(value(sample(new RegExp(`^xks_proxy_errors_total\\{store="${store}",operation="metadata",error_name="KeyNotFoundException",retryable="false"\\} `))) >= 1, 'xks_proxy_errors_total{error_name,retryable}');
+  t.equal(value(sample(/^xks_proxy_hsm_count\{health="ACTIVE"\} /)), d.demo.hsmNodes.length, 'xks_proxy_hsm_count{health="ACTIVE"}: every node');
+  t.ok(value(sample(/^xks_proxy_certificate_days_to_expire /)) > 0, 'xks_proxy_certificate_days_to_expire: a positive number of days');
+  t.match(text, /^# TYPE xks_proxy_connections_rejected_total counter$/m, 'xks_proxy_connections_rejected_total is a counter');
+});
+
 t.test('demo.json: configFile and auditLog live under DIR', async (t) => {
   t.ok(d.demo.configFile.startsWith(d.dir) && existsSync(d.demo.configFile), 'configFile');
   t.ok(d.demo.auditLog.startsWith(d.dir) && d.demo.auditLog.endsWith('/audit.log'), 'auditLog');

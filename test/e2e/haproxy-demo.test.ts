@@ -73,12 +73,13 @@ t.test('SigV4 calls through haproxy; the Node service sees the client port from 
   t.equal(direct.status, 200, 'direct clients still work on the API port');
 });
 
-t.test('the NLB monitor: 200, non-200 once every HSM node is frozen, 200 after recovery', async (t) => {
+t.test('the NLB monitor: 200, 503 once every HSM node is frozen, 200 after recovery', async (t) => {
   t.equal(await monitorStatus(d.demo.haproxy!.monitorUrl), 200, 'monitor is 200');
   const pids = d.reload().hsmNodes.map((n) => n.pid);
   for (const pid of pids) process.kill(pid, 'SIGSTOP');
   try {
-    t.not(await waitMonitor((s) => s !== 200, 15_000), 200, 'monitor turns non-200 within 15 s');
+    // 503 from a live monitor, not a dead one (status 0) or any other error.
+    t.equal(await waitMonitor((s) => s !== 200, 15_000), 503, 'monitor answers 503 within 15 s');
   } finally {
     for (const pid of pids) {
       try {
@@ -93,7 +94,7 @@ t.test('the NLB monitor: 200, non-200 once every HSM node is frozen, 200 after r
 
 t.test('xks drain moves traffic away (monitor 503), xks undrain brings it back', async (t) => {
   await xks(['drain', '--config', d.demo.configFile]);
-  t.not(await waitMonitor((s) => s !== 200, 15_000), 200, 'monitor non-200 while drained');
+  t.equal(await waitMonitor((s) => s !== 200, 15_000), 503, 'monitor answers 503 while drained');
   await xks(['undrain', '--config', d.demo.configFile]);
   t.equal(await waitMonitor((s) => s === 200, 15_000), 200, 'monitor 200 again');
   const r = await client.call('/health', { requestMetadata: { kmsRequestId: 'after-drain', kmsOperation: 'KmsHealthCheck' } }, { endpoint: d.demo.haproxy!.endpoint });

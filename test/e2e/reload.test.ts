@@ -1,5 +1,7 @@
-// `xks reload`: a new server certificate and a new credential set take effect without a restart and
-// without dropping live keep-alive connections (spec S8); a broken certificate is refused.
+// `xks reload` and SIGHUP: a new server certificate and a new credential set take effect without a
+// restart and without dropping live keep-alive connections (spec S8), while requests keep flowing
+// on raw connections that would notice a close (an HTTP agent would silently reconnect); a broken
+// certificate is refused.
 import t from 'tap';
 import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -12,6 +14,7 @@ import { issueServerCert } from '../../appliance/certs/devpki.js';
 import { newCredential } from '../../appliance/demo/provision.js';
 import { startDemo, xksCommand, type RunningDemo, stopAndRemove } from '../helpers/demo.js';
 import { XksClient } from '../helpers/xks-client.js';
+import { collectReplies, signedRequest, tlsConnect } from '../helpers/fuzz.js';
 
 const xks = (args: string[]) => promisify(execFile)(...xksCommand(args));
 let d: RunningDemo;
@@ -24,6 +27,47 @@ t.teardown(async () => {
 });
 
 const health = { requestMetadata: { kmsRequestId: 'reload', kmsOperation: 'KmsHealthCheck' } };
+
+/**
+ * Keep `count` raw keep-alive TLS connections busy with signed GetHealthStatus requests, one at a
+ * time each, until stop(): every reply must be a 200 and no connection may close.
+ */
+async function traffic(count: number, credential = { accessKeyId: d.demo.accessKeyId, secretAccessKey: d.demo.secretAccessKey }) {
+  const ca = readFileSync(d.demo.caFile);
+  const sockets = await Promise.all(Array.from({ length: count }, () => tlsConnect(d.port, ca)));
+  let closed = 0;
+  for (const s of sockets) s.once('close', () => closed++);
+  let running = true;
+  let ok = 0;
+  const bad: string[] = [];
+  const loops = sockets.map(async (s, i) => {
+    for (let n = 0; running && !s.destroyed; n++) {
+      const req = signedRequest({ host: `localhost:${d.port}`, path: `${d.demo.uriPath}/health`, body: JSON.stringify({ requestMetadata: { kmsRequestId: `reload-${i}-${n}`, kmsOperation: 'KmsHealthCheck' } }), credential, region: d.demo.region });
+      const got = await collectReplies(s, req, { ms: 5000, until: (r) => r.length > 0 });
+      const status = got.responses[0]?.status;
+      if (status === 200) ok++;
+      else bad.push(got.closed ? 'connection closed' : `status ${status ?? 'none'}`);
+    }
+  });
+  return {
+    sent: () => ok,
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+      const open = sockets.filter((s) => !s.destroyed).length;
+      for (const s of sockets) s.destroy();
+      return { ok, bad, closed, open };
+    },
+  };
+}
+
+const until = async (what: string, check: () => Promise<boolean>) => {
+  for (let i = 0; i < 100; i++) {
+    if (await check()) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+};
 
 function serverSerial(port: number, ca: Buffer): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -65,14 +109,42 @@ t.test('new credentials and certificate apply on reload; live connections surviv
   writeFileSync(join(tlsDir, 'server-chain.pem'), next.certPem);
   writeFileSync(join(tlsDir, 'server-key.pem'), next.keyPem, { mode: 0o600 });
 
+  const load = await traffic(4);
+  await until('traffic before the reload', async () => load.sent() >= 8);
+  const sentBefore = load.sent();
   const out = await xks(['reload', '--config', d.demo.configFile]);
   t.match(JSON.parse(out.stdout), { stores: 1 }, 'reload reports success');
+  await until('traffic after the reload', async () => load.sent() >= sentBefore + 8);
+  const result = await load.stop();
+  t.same(result.bad, [], `requests during the reload: ${result.ok} answered 200, none failed`);
+  t.equal(result.closed, 0, 'none of the 4 busy connections was closed by the reload');
+  t.equal(result.open, 4, 'all 4 still open at the end');
 
   t.equal((await client.call('/health', health, { credential: added })).status, 200, 'the new credential set is accepted');
   t.equal((await client.call('/health', health)).status, 200, 'the old set still works during rotation');
   t.not(await serverSerial(d.port, ca), serialBefore, 'new connections get the new certificate');
   const again = await client.call('/health', health, { agent });
   t.equal(again.status, 200, 'the kept-alive connection from before the reload still serves');
+});
+
+t.test('SIGHUP reloads like xks reload: a new credential set applies, busy connections stay', async (t) => {
+  const client = new XksClient(d.demo);
+  t.teardown(() => client.close());
+  const credFile = join(d.dir, 'secrets', 'credentials-demo.yaml');
+  const creds = parse(readFileSync(credFile, 'utf8')) as { credentials: unknown[] };
+  const added = newCredential();
+  writeFileSync(credFile, stringify({ credentials: [...creds.credentials, added] }), { mode: 0o600 });
+  t.equal((await client.call('/health', health, { credential: added })).status, 401, 'unknown before the signal');
+  const load = await traffic(3);
+  await until('traffic before the signal', async () => load.sent() >= 6);
+  process.kill(d.demo.pid, 'SIGHUP');
+  await until('the new credential set to apply', async () => (await client.call('/health', health, { credential: added })).status === 200);
+  const sentAt = load.sent();
+  await until('traffic after the signal', async () => load.sent() >= sentAt + 6);
+  const result = await load.stop();
+  t.same(result.bad, [], `requests around the signal: ${result.ok} answered 200, none failed`);
+  t.equal(result.closed, 0, 'no busy connection was closed');
+  t.equal(d.proc.exitCode, null, 'the service is still running (SIGHUP is not a stop)');
 });
 
 t.test('a broken certificate is refused on reload; the running one stays', async (t) => {

@@ -72,15 +72,20 @@ function refused(t: Test, r: Run, pattern: RegExp) {
 }
 
 t.test('a good configuration serves, and SIGTERM stops it with exit 0', async (t) => {
+  // Asserted after the run, not inside the callback: the callback never runs if the service
+  // exits before it is ready, and the test must fail then, not pass on the exit code alone.
+  let status: number | undefined;
   const r = await serve(
     () => {},
     async (port) => {
       const client = new XksClient({ ...demo, endpoint: `https://localhost:${port}` });
       const reply = await client.call('/health', { requestMetadata: { kmsRequestId: 'serve', kmsOperation: 'KmsHealthCheck' } });
       client.close();
-      t.equal(reply.status, 200, 'GetHealthStatus through xks serve');
+      status = reply.status;
     },
   );
+  t.equal(status, 200, 'GetHealthStatus through xks serve');
+  t.match(r.stdout, /xks proxy ready/, 'it said it was ready');
   t.equal(r.code, 0, 'exit 0 on SIGTERM');
 });
 

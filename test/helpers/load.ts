@@ -24,6 +24,8 @@ export interface LoadOptions {
   endpoint?: string;
   /** Called with the elapsed ms on every scheduling tick, to inject faults at chosen times. */
   onTick?: (elapsedMs: number) => void;
+  /** Keep-alive connections to reuse (warmed by an earlier run); default: a fresh agent per run. */
+  agent?: https.Agent;
   /** What to send (default: one signed Encrypt with CDIV); benchmarks send other requests too. */
   request?: { url: string; headers: Record<string, string>; body: string };
 }
@@ -65,7 +67,7 @@ export async function signedEncrypt(demo: DemoJson, endpoint = demo.endpoint) {
 
 export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
   const { url, body, headers } = opts.request ?? (await signedEncrypt(opts.demo, opts.endpoint));
-  const agent = new https.Agent({ keepAlive: true, maxSockets: opts.maxInFlight ?? 64 });
+  const agent = opts.agent ?? new https.Agent({ keepAlive: true, maxSockets: opts.maxInFlight ?? 64 });
   const ca = readFileSync(opts.demo.caFile);
   const samples: Sample[] = [];
   const t0 = performance.now();
@@ -120,6 +122,6 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
     tick();
   });
   await Promise.all(pending);
-  agent.destroy();
+  if (!opts.agent) agent.destroy();
   return summarize(samples);
 }

@@ -94,7 +94,20 @@ t.test('render --variant 2.9: rendered, and the output says the installed 2.6 ca
   t.equal(r.code, 0, r.stderr);
   t.match(r.stdout, /for HAProxy 2\.9\+/);
   t.match(r.stdout, /not checked: the haproxy on PATH is 2\.6\.\d+, which cannot load the 2\.9 variant/);
-  t.match(readFileSync(join(out, 'haproxy.cfg'), 'utf8'), /set-proxy-v2-tlv-fmt\(0xEA\) %\[fc_pp_tlv\(0xEA\)\]/);
+  const cfg = readFileSync(join(out, 'haproxy.cfg'), 'utf8');
+  t.match(cfg, /set-proxy-v2-tlv-fmt\(0xEA\) %\[fc_pp_tlv\(0xEA\)\]/);
+  // No 2.9 haproxy here to load it: check the text against the 2.6 variant, which haproxy -c did
+  // load. The two must differ exactly in forwarding the VPC endpoint TLV.
+  const out26 = join(dir, 'out26-compare');
+  t.equal(xks('haproxy', 'render', '--config', configFile, '--out', out26, '--variant', '2.6', ...servers).code, 0);
+  const cfg26 = readFileSync(join(out26, 'haproxy.cfg'), 'utf8');
+  t.notMatch(cfg26, /fc_pp_tlv|set-proxy-v2-tlv-fmt/, 'the 2.6 variant has no TLV forwarding (2.6 cannot parse it)');
+  const TLV = ' set-proxy-v2-tlv-fmt(0xEA) %[fc_pp_tlv(0xEA)]';
+  t.ok(cfg.includes(TLV), 'the 2.9 variant forwards the NLB’s VPC endpoint TLV');
+  const body = (text: string) => text.split('\n').filter((l) => !l.trim().startsWith('#') && !/for HAProxy|variant/i.test(l)).join('\n');
+  t.equal(body(cfg.split(TLV).join('')), body(cfg26), 'without the TLV forwarding the 2.9 variant is the 2.6 one, line for line');
+  t.match(cfg, /send-proxy-v2/, 'and still sends PROXY v2 to the Node instances');
+  t.match(cfg, /^\s*mode tcp$/m, 'TCP passthrough, like 2.6');
 });
 
 t.test('render without --out: configuration on stdout, notes on stderr', async (t) => {
@@ -133,9 +146,12 @@ t.test('keepalived --out: one file per peer', async (t) => {
   t.not(bad.code, 0);
   t.match(bad.stderr, /prefix length/);
 
-  // keepalived is not part of the toolchain; where it is installed, it must find no error.
+  // keepalived is part of the toolchain (bin/setup installs it): its own check must pass.
   const keepalived = ['/usr/sbin/keepalived', '/sbin/keepalived'].find((p) => existsSync(p));
-  if (!keepalived) return;
+  if (!keepalived) {
+    t.fail('keepalived is not installed: run bin/setup (apt-get install keepalived); its configuration check cannot be skipped');
+    return;
+  }
   for (const file of ['keepalived-haproxy-a.conf', 'keepalived-haproxy-b.conf']) {
     const check = spawnSync(keepalived, ['-t', '-f', join(out, file)], { encoding: 'utf8', timeout: 15_000 });
     t.equal(`${check.stdout}${check.stderr}`, '', `keepalived -t reports nothing wrong in ${file}`);

@@ -1,9 +1,8 @@
 // The HSM cluster with real node processes over real SoftHSM2 tokens: crypto results, answers that
 // must not be retried, key information, call modes, a one-node cluster and back-pressure.
-import { createCipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import t, { type Test } from 'tap';
-import { computeCdiv } from '../../xks/hsm/child/cdiv.js';
 import { HsmError } from '../../xks/hsm/errors.js';
 import { createHsmCluster } from '../../xks/hsm/parent/cluster.js';
 import type { HsmCluster } from '../../xks/hsm/types.js';
@@ -62,12 +61,18 @@ t.test('two nodes: start, encrypt/decrypt round trips, oracle-identical output',
 });
 
 t.test('CDIV: computed over the exact output, after which the node verified it', async (t) => {
-  const { cluster } = await started(t, { nodes: 1 });
+  const { th, cluster } = await started(t, { nodes: 1 });
   const aad = Buffer.from('project=nile');
   const metadata = Buffer.from([1]);
   const plaintext = randomBytes(100);
   const out = await cluster.encrypt({ label: LABELS.aes, plaintext, hsmAad: Buffer.concat([aad, metadata]), cdiv: { aad, metadata } }, deadline());
-  t.same(out.cdiv, computeCdiv(aad, metadata, out.iv, out.ciphertext, out.tag));
+  // The oracle is written out here (Appendix C: SHA-256 over AAD, metadata, IV, ciphertext, tag,
+  // concatenated), not taken from the code under test.
+  const want = createHash('sha256').update(Buffer.concat([aad, metadata, out.iv, out.ciphertext, out.tag])).digest();
+  t.same(out.cdiv, want);
+  // And the ciphertext it covers is the real one: it opens with the key under the same AAD.
+  const d = createDecipheriv('aes-256-gcm', th.material[LABELS.aes]!, out.iv).setAAD(Buffer.concat([aad, metadata])).setAuthTag(out.tag);
+  t.same(Buffer.concat([d.update(out.ciphertext), d.final()]), plaintext, 'the CDIV covers the ciphertext that decrypts to the plaintext');
   // The verification decrypt needs decrypt permission (spec C4); without CDIV the key still encrypts.
   await rejectsWithName(t, cluster.encrypt({ label: LABELS.encryptOnly, plaintext, hsmAad: aad, cdiv: { aad, metadata } }, deadline()), 'InvalidKeyUsageException');
   const plain = await cluster.encrypt({ label: LABELS.encryptOnly, plaintext, hsmAad: aad }, deadline());

@@ -106,6 +106,17 @@ export function openAuditLog(opts: AuditOptions): AuditLog {
     while (recentBytes > REPLAY_BYTES && recent.length > 1) recentBytes -= recent.shift()!.length;
   };
 
+  // copytruncate emptied the file under us: write again what it may have lost. Checked before
+  // every write (one fstat per event-loop turn), so the replay comes before any newer record.
+  const replayAfterTruncate = () => {
+    const now = fstatSync(fd).size;
+    if (now >= size) return;
+    const replay = Buffer.concat(recent);
+    size = now;
+    writeAll(fd, replay);
+    size += replay.length;
+  };
+
   // The records are linked here, at write time, so a failed write never leaves a gap in the chain.
   const flush = (): Error | undefined => {
     scheduled = false;
@@ -124,14 +135,7 @@ export function openAuditLog(opts: AuditOptions): AuditLog {
     const prefix = torn ? 1 : 0;
     const buf = Buffer.from((torn ? '\n' : '') + lines.map((l) => l.line + '\n').join(''));
     try {
-      // copytruncate emptied the file under us: write again what it may have lost.
-      const now = fstatSync(fd).size;
-      if (now < size) {
-        const replay = Buffer.concat(recent);
-        size = now;
-        writeAll(fd, replay);
-        size += replay.length;
-      }
+      replayAfterTruncate();
       writeAll(fd, buf);
     } catch (err) {
       const written = (err as { written?: number }).written ?? 0;
@@ -219,7 +223,10 @@ export function openAuditLog(opts: AuditOptions): AuditLog {
     head: () => head,
     close: async () => {
       flush();
-      if (fd >= 0) closeSync(fd);
+      if (fd >= 0) {
+        replayAfterTruncate();
+        closeSync(fd);
+      }
       fd = -1;
     },
   };
