@@ -45,7 +45,7 @@ async function addTokenKeys(labels: string[]): Promise<void> {
     await provisionToken({ module: node.module, env: node.env, tokenLabel: node.tokenLabel, soPin: readFileSync(join(secrets, 'so.pin'), 'utf8'), userPin: readFileSync(join(secrets, 'user.pin'), 'utf8'), keys });
   }
 }
-const status = async () => JSON.parse((await xks(['status', '--config', d.demo.configFile])).stdout) as { nodes: Array<{ id: string; pid: number }> };
+const status = async () => JSON.parse((await xks(['status', '--config', d.demo.configFile, '--json'])).stdout) as { nodes: Array<{ id: string; pid: number }> };
 
 t.test('reloads under load: new key store and key, HSM nodes out and in, refusals, SIGHUP; 0 failed requests', async (t) => {
   // The HSM administrator's part comes first (writing a SoftHSM2 token locks its files for a while).
