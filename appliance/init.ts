@@ -126,6 +126,8 @@ export function initAppliance(o: InitOptions): InitResult {
 
   // The configuration directory is readable by the service; secrets and TLS keys by it alone.
   mkdirSync(dir, { recursive: true, mode: 0o750 });
+  // The service user reads its configuration through the directory's group.
+  if (owner) chownSync(dir, statSync(dir).uid, owner.gid);
   for (const sub of ['secrets', 'tls']) {
     const d = join(dir, sub);
     mkdirSync(d, { recursive: true, mode: 0o700 });

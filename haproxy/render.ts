@@ -2,6 +2,7 @@
 // variant was rendered, why, and what the operator still has to set up around it.
 import { formatDuration } from './duration.js';
 import { forwardsVpceTlv, hostPort, NLB_DEFAULT_IDLE_TIMEOUT_MS, validateOptions, type HaproxyRenderOptions } from './options.js';
+import { lintHaproxy } from './lint.js';
 import { backendSection } from './templates/backend.js';
 import { defaultsSection } from './templates/defaults.js';
 import { frontendSection } from './templates/frontend.js';
@@ -67,7 +68,18 @@ function header(o: HaproxyRenderOptions): string {
   ].join('\n');
 }
 
-export function renderHaproxy(opts: HaproxyRenderOptions): RenderedHaproxy {
+/**
+ * What `xks haproxy lint` will say about the rendered file, so render and lint never disagree: a
+ * rendered file has no lint errors or warnings unless it was rendered with a known weakness
+ * (one Node instance, or PROXY v2 off towards the Node service), and then this note names it.
+ */
+function lintNote(text: string, nlbIdleTimeoutMs: number): string {
+  const findings = lintHaproxy(text, { nlbIdleTimeoutMs }).filter((f) => f.severity !== 'info');
+  if (findings.length === 0) return 'xks haproxy lint on this file: no errors or warnings.';
+  return `xks haproxy lint on this file reports ${findings.length} finding(s), the weaknesses noted above: ${findings.map((f) => `${f.severity} [${f.id}]`).join(', ')}.`;
+}
+
+export function renderHaproxy(opts: HaproxyRenderOptions, nlbIdleTimeoutMs = NLB_DEFAULT_IDLE_TIMEOUT_MS): RenderedHaproxy {
   validateOptions(opts);
   const text = [
     header(opts),
@@ -77,5 +89,5 @@ export function renderHaproxy(opts: HaproxyRenderOptions): RenderedHaproxy {
     monitorSection(opts),
     ...opts.backends.map((b) => backendSection(opts, b)),
   ].join('\n');
-  return { text, variant: opts.variant, notes: notesFor(opts) };
+  return { text, variant: opts.variant, notes: [...notesFor(opts), lintNote(text, nlbIdleTimeoutMs)] };
 }

@@ -5,6 +5,7 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { userInfo } from 'node:os';
+import { dirname } from 'node:path';
 import { pemCertificates } from '../../gateway/x509.js';
 import type { LoadedConfig } from '../config/load.js';
 import { controlCall, NotRunningError } from '../control/client.js';
@@ -40,14 +41,17 @@ interface Previous {
   owner: { uid: number; gid: number } | undefined;
 }
 
+/** The file's content and owner, to restore and to keep. A new file gets its directory's owner
+ *  (xks init made /etc/xks/tls the service user's), so root never leaves a key the service cannot read. */
 function previous(file: string): Previous {
+  // Only root can give a file away; anyone else writes files they own, as before.
+  const asRoot = process.getuid?.() === 0;
   try {
     const st = statSync(file);
-    // Only root can give a file away; anyone else writes files they own, as before.
-    const owner = process.getuid?.() === 0 ? { uid: st.uid, gid: st.gid } : undefined;
-    return { file, text: readFileSync(file, 'utf8'), owner };
+    return { file, text: readFileSync(file, 'utf8'), owner: asRoot ? { uid: st.uid, gid: st.gid } : undefined };
   } catch {
-    return { file, text: undefined, owner: undefined };
+    const dir = asRoot ? statSync(dirname(file)) : undefined;
+    return { file, text: undefined, owner: dir ? { uid: dir.uid, gid: dir.gid } : undefined };
   }
 }
 

@@ -97,6 +97,7 @@ async function render(flags: RenderFlags): Promise<void> {
         ...(flags.checkCa ? { checkCaFile: resolve(flags.checkCa) } : {}),
         ...(flags.unprivileged ? { unprivileged: true, runDir: runDir! } : {}),
       }),
+      flags.nlbIdleTimeout,
     );
   } catch (err) {
     operatorError(err);

@@ -24,13 +24,21 @@ export function register(program: Command): void {
     .command('probe')
     .summary('prove an XKS endpoint end to end as KMS sees it: TLS, conformance, latency (exit 1 on any FAIL)')
     .description(
-      'Check any XKS proxy endpoint as KMS would use it: the TLS chain, names and versions, mTLS, every rule of the XKS\n' +
-        'spec observable from outside (routing, SigV4 and tampering, validation, CDIV, AAD binding, key usage, health,\n' +
-        'errors), and latency against KMS\'s 250 ms budget. Each check is PASS, FAIL or SKIP with the rule id it checks.\n' +
-        'The secret comes from --secret-file (the raw secret, or the KMS console configuration file), never from argv.\n' +
-        'Example: xks probe --endpoint https://xks.example.com --uri-path /tenant1/kms/xks/v1 --access-key-id AKID...\n' +
-        '         --secret-file kms-proxy-config.json --key key-1 --encrypt-only-key key-2\n' +
-        '         xks probe --demo DIR/demo.json [--via-haproxy]',
+      [
+        'Check any XKS proxy endpoint as KMS would use it: the TLS chain, names,',
+        'versions and mTLS; every rule of the XKS spec observable from outside',
+        '(routing, SigV4 and tampering, validation, CDIV, AAD binding, key usage,',
+        "health, errors); latency against KMS's 250 ms budget. Each check is PASS,",
+        'FAIL or SKIP with the rule id it checks (docs/conformance.md).',
+        'The secret comes from --secret-file, never from the command line.',
+        '',
+        'Examples:',
+        '  xks probe --endpoint https://xks.example.com --uri-path /t1/kms/xks/v1 \\',
+        '    --access-key-id AKID... --secret-file secret --key key-1',
+        '  xks probe --endpoint https://xks.example.com \\',
+        '    --secret-file kms-proxy-config.json --key key-1',
+        '  xks probe --demo DIR/demo.json [--via-haproxy]',
+      ].join('\n'),
     )
     .option('--demo <FILE>', "a running demo's demo.json: endpoint, URI path, credentials, keys, CA and client certificates")
     .option('--via-haproxy', "with --demo: probe through the demo's HAProxy")

@@ -173,6 +173,7 @@ export async function tlsChecks(target: ProbeTarget, results: Results): Promise<
   );
   await results.check('tls', 'S10', "chain ends at one of KMS's trusted roots", () => {
     if (!withCa || !kmsOnly) return noChain;
+    if (withCa.chainEndsAt === null && !problems(withCa, ['ROOT_NOT_FOUND']).length) return skip('the chain is broken (see T4), so where it ends is unknown');
     const rootCodes = ['ROOT_NOT_FOUND', 'ROOT_NOT_TRUSTED_BY_KMS', 'ROOT_EXPIRED'];
     if (!problems(kmsOnly, rootCodes).some((p) => p.severity === 'error')) return verdictOf(kmsOnly, [], ['ROOT_EXPIRES_SOON'], `ends at ${kmsOnly.chainEndsAt}`);
     if (target.caPem && !problems(withCa, rootCodes).length) {

@@ -34,6 +34,8 @@ export const BROKEN_RULES = {
   noEncryptUsageCheck: 'K3',
   /** xksProxyFleetSize is a string. */
   badHealthShape: 'H2',
+  /** The served chain holds, after the server certificate, a CA certificate that did not issue it. */
+  chainBroken: 'T4',
   /** An oversized body: the connection is dropped without an answer. */
   bodyCapReset: 'T13',
 } as const;
@@ -64,12 +66,12 @@ const SECRET = randomBytes(32).toString('base64');
 const BODY_CAP = 64 * 1024;
 const METADATA = Buffer.from([1]);
 
-let pki: { caPem: string; certPem: string; keyPem: string } | undefined;
+let pki: { caPem: string; certPem: string; keyPem: string; unrelatedCaPem: string } | undefined;
 function testPki() {
   if (!pki) {
     const ca = createCa('Broken XKS Test CA');
     const leaf = issueServerCert(ca, { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
-    pki = { caPem: ca.certPem, certPem: leaf.certPem, keyPem: leaf.keyPem };
+    pki = { caPem: ca.certPem, certPem: leaf.certPem, keyPem: leaf.keyPem, unrelatedCaPem: createCa('Unrelated Test CA').certPem };
   }
   return pki;
 }
@@ -230,8 +232,8 @@ export async function startBrokenXks(broken: readonly Broken[] = [], opts: Broke
     send(res, 200, m[1] ? ops.health(json) : ops[m[3] as 'metadata' | 'encrypt' | 'decrypt'](json, m[2]!));
   };
 
-  const { certPem, keyPem, caPem } = testPki();
-  const server = https.createServer({ cert: certPem, key: keyPem, minVersion: 'TLSv1.2' }, (req, res) => {
+  const { certPem, keyPem, caPem, unrelatedCaPem } = testPki();
+  const server = https.createServer({ cert: is('chainBroken') ? certPem + unrelatedCaPem : certPem, key: keyPem, minVersion: 'TLSv1.2' }, (req, res) => {
     handle(req, res).catch((err: unknown) => sendError(res, err instanceof XksError ? err : new XksError('InternalException', 'internal error')));
   });
   const port = await freePorts(1);

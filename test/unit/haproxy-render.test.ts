@@ -4,6 +4,7 @@ import t from 'tap';
 import type { Config } from '../../appliance/config/schema.js';
 import { haproxyTestConfig, twoServers } from '../helpers/haproxy-config.js';
 import { backendNameFor, optionsFromConfig, type HaproxyOverrides } from '../../appliance/haproxy-options.js';
+import { lintHaproxy } from '../../haproxy/lint.js';
 import { renderHaproxy } from '../../haproxy/render.js';
 
 const config = haproxyTestConfig;
@@ -155,4 +156,20 @@ t.test('validation refuses values that would break or inject into haproxy.cfg', 
   const o = optionsFromConfig(config(), { servers: twoServers });
   t.throws(() => renderHaproxy({ ...o, defaultBackend: 'nope' }), /defaultBackend/);
   t.throws(() => renderHaproxy({ ...o, variantReason: 'a\nb' }), /one line/);
+});
+
+t.test('render and lint agree: render names what lint will report, and nothing else', async (t) => {
+  for (const proxyProtocol of [true, false]) {
+    for (const servers of [twoServers, twoServers.slice(0, 1)]) {
+      const r = renderHaproxy(optionsFromConfig(config({ proxyProtocol }), { servers }));
+      const findings = lintHaproxy(r.text).filter((f) => f.severity !== 'info');
+      const note = r.notes.at(-1)!;
+      const what = `proxy protocol ${proxyProtocol ? 'on' : 'off'}, ${servers.length} server(s)`;
+      if (findings.length === 0) t.equal(note, 'xks haproxy lint on this file: no errors or warnings.', what);
+      else t.same(note.match(/\[[a-z-]+\]/g), findings.map((f) => `[${f.id}]`), `${what}: ${note}`);
+      // The only findings a rendered file can have are the weaknesses it was asked for.
+      const expected = [...(servers.length === 1 ? ['single-server'] : []), ...(proxyProtocol ? [] : ['no-proxy-protocol'])].sort();
+      t.same(findings.map((f) => f.id).sort(), expected, what);
+    }
+  }
 });
