@@ -64,7 +64,7 @@ t.test('demo.json: two instances, each its own process under the demo, instance 
 
 t.test('each instance has its own control socket: xks status answers for its own port', async (t) => {
   for (const i of d.demo.instances) {
-    const { stdout } = await xks(['status', '--config', i.configFile]);
+    const { stdout } = await xks(['status', '--config', i.configFile, '--json']);
     const s = JSON.parse(stdout) as { api: { port: number } };
     t.equal(`https://localhost:${s.api.port}`, i.endpoint, `${i.id}: its own appliance answered`);
   }

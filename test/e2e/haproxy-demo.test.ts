@@ -61,13 +61,13 @@ t.test('SigV4 calls through haproxy; the Node service sees the client port from 
   const r = await client.call(`/keys/${d.demo.keys.encryptDecrypt}/encrypt`, body, { endpoint: d.demo.haproxy!.endpoint, agent, tls: { localPort } as never });
   t.equal(r.status, 200, r.text);
   const id = body.requestMetadata.kmsRequestId;
-  let line: { source?: string; sourcePort?: number } | undefined;
+  let line: { sourceAddress?: string; sourcePort?: number } | undefined;
   for (let i = 0; i < 40 && !line; i++) {
     await new Promise((res) => setTimeout(res, 100));
     line = readFileSync(d.demo.auditLog, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((l) => l.kmsRequestId === id);
   }
   t.ok(line, 'the request is in the audit log');
-  t.equal(line?.source, '127.0.0.1');
+  t.equal(line?.sourceAddress, '127.0.0.1');
   t.equal(line?.sourcePort, localPort, "the client's own port, not haproxy's, reached the service");
   const direct = await client.call('/health', { requestMetadata: { kmsRequestId: 'direct', kmsOperation: 'KmsHealthCheck' } });
   t.equal(direct.status, 200, 'direct clients still work on the API port');
