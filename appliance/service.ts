@@ -20,7 +20,8 @@ import { canServe } from '../xks/api/health.js';
 import { HsmStartError } from '../xks/hsm/errors.js';
 import { createHsmCluster } from '../xks/hsm/parent/cluster.js';
 import type { HsmCluster } from '../xks/hsm/types.js';
-import { NO_BLOCKS } from '../xks/blocks.js';
+import { BlockRegistry, NO_BLOCKS, type BlockScope } from '../xks/blocks.js';
+import { setBlock } from './kill-switch.js';
 import { KeyDirectory } from '../xks/keys.js';
 import { Metrics } from '../xks/metrics.js';
 import type { RequestRecord } from '../xks/context.js';
@@ -60,6 +61,22 @@ export interface Appliance {
   /** Adds a section to `xks status` (e.g. the kill switch's blocks), computed on each call. */
   addStatusSection(name: string, get: () => unknown): void;
   close(): Promise<void>;
+}
+
+/** Every instance reads the blocks this often: another instance's block holds here within ~2 s. */
+const BLOCK_POLL_MS = 500;
+const BLOCK_CALL_MS = 1000;
+/** How often the credentials files are checked for a change made outside this process. */
+const CREDENTIAL_WATCH_MS = 1000;
+
+/** Credential sets past their store's credentialMaxAgeDays: said at start and on every change. */
+function warnOldCredentials(config: Config, times: ReadonlyArray<{ store: string; accessKeyId: string; createdAtMs: number }>, logger: Logger): void {
+  for (const s of config.keyStores) {
+    for (const c of times.filter((t) => t.store === s.name)) {
+      const days = (Date.now() - c.createdAtMs) / 86_400_000;
+      if (days > s.credentialMaxAgeDays) logger.warn({ store: s.name, accessKeyId: c.accessKeyId, ageDays: Math.floor(days) }, `credential older than ${s.credentialMaxAgeDays} days (keyStores[].credentialMaxAgeDays): rotate it with xks creds add, then retire`);
+    }
+  }
 }
 
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -119,6 +136,24 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
     await hsm.start().catch((err: unknown) => {
       throw startFailure(err);
     });
+    // The kill switch's blocks are read before the first request is served (they survive restarts).
+    let blockReadErrors = 0;
+    const blocks = new BlockRegistry(hsm, {
+      pollMs: BLOCK_POLL_MS,
+      callTimeoutMs: Math.max(BLOCK_CALL_MS, config.hsm.callTimeoutMs),
+      onChange(list) {
+        for (const scope of ['key', 'store', 'all'] as BlockScope[]) metrics.blocksActive.set({ scope }, list.filter((b) => b.scope === scope).length);
+        logger.warn({ blocks: list.map((b) => ({ scope: b.scope, store: b.store, keyId: b.keyId, operator: b.operator, reason: b.reason })) }, `kill switch: ${list.length} block(s) in force`);
+      },
+      onReadError(node, error) {
+        // Every 500 ms per node: say it once a minute at most.
+        if (blockReadErrors++ % 120 === 0) logger.warn({ node, error }, 'kill switch: blocks cannot be read from this node; its last-known blocks hold');
+      },
+    });
+    await blocks.start();
+    closers.push(async () => blocks.stop());
+    statusSections.set('blocks', () => blocks.list());
+    runtime = { ...runtime, deps: { ...runtime.deps, blocks } };
     metrics.watchHsm(hsm);
     const audit: AuditLog | undefined = config.audit
       ? openAuditLog({
@@ -209,6 +244,7 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
       runtime = nextRuntime;
       certificate = nextCert;
       credentials = nextCredentials;
+      seenStamp = credentialStamp();
       for (const l of loggers) l.level = next.logging.level;
       metrics.certificateDaysToExpire.set(daysToExpire);
       const result = {
@@ -222,6 +258,54 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
       logger.info(result, 'reloaded the configuration, certificate, key and credentials');
       return result;
     };
+    // Credentials files shared by several instances (one host, or a shared mount) change under
+    // them: each instance re-reads its files when they change, so `xks creds` reaches them all.
+    const credentialStamp = () => runtime.config.keyStores.map((s) => {
+      try {
+        const st = statSync(s.credentialsFile);
+        return `${st.ino}:${st.mtimeMs}:${st.size}`;
+      } catch {
+        return 'missing';
+      }
+    }).join('|');
+    let seenStamp = credentialStamp();
+    const swapCredentials = async (): Promise<number> => {
+      seenStamp = credentialStamp();
+      const next = buildRuntime(runtime.config, { hsm, keys, blocks: runtime.deps.blocks }, runtime);
+      credentials = credentialTimes(runtime.config);
+      runtime = next;
+      warnOldCredentials(runtime.config, credentials, logger);
+      return next.stores.reduce((n, st) => n + st.secrets.size, 0);
+    };
+    const refreshCredentials = (body: Record<string, unknown>, by: Operator): Promise<object> => {
+      const action = body['action'] === 'creds-retire' ? 'creds-retire' : 'creds-add';
+      const details = { keyStore: String(body['store'] ?? ''), accessKeyId: String(body['accessKeyId'] ?? '') };
+      const run = reloading.then(async () => {
+        try {
+          const count = await swapCredentials();
+          recordAdmin({ action, ...by, details });
+          logger.info({ ...details, action }, 'credentials reloaded');
+          return { credentials: count };
+        } catch (err) {
+          recordAdmin({ action, ...by, outcome: 'failure', details: { ...details, error: (err as Error).message } });
+          throw err;
+        }
+      });
+      reloading = run.catch(() => undefined);
+      return run;
+    };
+    const credentialWatch = setInterval(() => {
+      if (credentialStamp() === seenStamp) return;
+      reloading = reloading.then(() =>
+        swapCredentials().then(
+          () => logger.info('a credentials file changed: its credential sets are in use now'),
+          (err: Error) => logger.error({ err: err.message }, 'a credentials file changed but cannot be used; the running credentials stay'),
+        ),
+      );
+    }, CREDENTIAL_WATCH_MS);
+    credentialWatch.unref();
+    closers.push(async () => clearInterval(credentialWatch));
+    warnOldCredentials(config, credentials, logger);
     let reloading: Promise<unknown> = Promise.resolve();
     const reload = (by: Operator = { operator: 'unknown' }): Promise<ReloadResult> => {
       const run = reloading.then(async () => {
@@ -296,6 +380,8 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
         }),
       setDraining,
       reload,
+      credentials: (body, by) => refreshCredentials(body, by),
+      block: (body, by, blocked) => setBlock(blocks, runtime.config, body, by, recordAdmin, blocked),
       audit: recordAdmin,
       injectFault: (node, fault) => {
         // Fault injection breaks a node on purpose: a test and demo tool, never on a production service.

@@ -7,6 +7,8 @@ import { register as registerCert } from './cert.js';
 import { register as registerAudit } from './audit.js';
 import { register as registerConfigTools } from './config-tools.js';
 import { register as registerControl } from './control.js';
+import { register as registerBlock } from './block.js';
+import { register as registerCreds } from './creds.js';
 import { register as registerDemo } from './demo.js';
 import { register as registerDoctor } from './doctor.js';
 import { register as registerHaproxy } from './haproxy.js';
@@ -27,6 +29,8 @@ export async function main(argv: string[]): Promise<void> {
   registerDemo(program);
   registerStatus(program);
   registerControl(program);
+  registerBlock(program);
+  registerCreds(program);
   registerConfigTools(program);
   registerCert(program);
   registerInit(program);

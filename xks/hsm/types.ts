@@ -4,6 +4,15 @@
 // ThrottlingException, InternalException.
 import type { HsmOptions } from './options.js';
 
+/** A token data object of the appliance's shared state (e.g. a kill-switch block). */
+export interface StateObject {
+  label: string;
+  value: Buffer;
+}
+
+/** What one node answered to a call made on every node. */
+export type NodeOutcome<T> = { node: string; ok: true; value: T } | { node: string; ok: false; error: string };
+
 export type NodeHealth = 'ACTIVE' | 'DEGRADED' | 'UNAVAILABLE';
 
 /** What the token says about a secret key (CKA_KEY_TYPE, CKA_VALUE_LEN, CKA_ENCRYPT, CKA_DECRYPT). */
@@ -105,6 +114,13 @@ export interface HsmCluster {
   reconfigure(next: HsmOptions): Promise<HsmReconfiguration>;
   /** Called for every call attempt, failover and node restart (keep it cheap: it is on the hot path). */
   onEvent(listener: (event: HsmEvent) => void): void;
+  /**
+   * Shared state on every node's token (CKO_DATA objects of one CKA_APPLICATION), each node under
+   * its own deadline; one outcome per node of the current configuration.
+   */
+  listState(application: string, timeoutMs: number): Promise<NodeOutcome<StateObject[]>[]>;
+  putState(application: string, label: string, value: Buffer, timeoutMs: number): Promise<NodeOutcome<true>[]>;
+  deleteState(application: string, label: string, timeoutMs: number): Promise<NodeOutcome<number>[]>;
   /** Test and demo fault injection on one node. */
   injectFault(nodeId: string, fault: Fault): Promise<void>;
   close(): Promise<void>;

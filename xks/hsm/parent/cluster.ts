@@ -11,7 +11,7 @@ import { takePinVariables, type PinVariable } from './pin-env.js';
 import { NodeCallError, NodeClient, type CallFailure } from './node-client.js';
 import { NodeHealthTracker } from './node-health.js';
 import type { NodeCall, OpName, OpResults } from '../protocol.js';
-import type { DecryptInput, DecryptOutput, EncryptInput, EncryptOutput, Fault, HsmCluster, HsmEvent, HsmReconfiguration, KeyInfo, NodeHealth, NodeStatus } from '../types.js';
+import type { DecryptInput, DecryptOutput, EncryptInput, EncryptOutput, Fault, HsmCluster, HsmEvent, HsmReconfiguration, KeyInfo, NodeHealth, NodeOutcome, NodeStatus, StateObject } from '../types.js';
 
 /** Calls in flight per node before new requests are refused (429) rather than queued. */
 const IN_FLIGHT_PER_SESSION = 8;
@@ -203,6 +203,30 @@ class Cluster implements HsmCluster {
 
   private emit(event: HsmEvent): void {
     for (const listener of this.eventListeners) listener(event);
+  }
+
+  listState(application: string, timeoutMs: number): Promise<NodeOutcome<StateObject[]>[]> {
+    return this.onEveryNode({ op: 'stateList', application }, timeoutMs);
+  }
+
+  putState(application: string, label: string, value: Buffer, timeoutMs: number): Promise<NodeOutcome<true>[]> {
+    return this.onEveryNode({ op: 'statePut', application, label, value }, timeoutMs);
+  }
+
+  deleteState(application: string, label: string, timeoutMs: number): Promise<NodeOutcome<number>[]> {
+    return this.onEveryNode({ op: 'stateDelete', application, label }, timeoutMs);
+  }
+
+  /** The same call on every node at once; a node that is down or fails is reported, not retried. */
+  private onEveryNode<K extends OpName>(call: Extract<NodeCall, { op: K }>, timeoutMs: number): Promise<NodeOutcome<OpResults[K]>[]> {
+    return Promise.all(
+      this.nodes.map((n) =>
+        n.client.call(call, timeoutMs).then(
+          (value): NodeOutcome<OpResults[K]> => ({ node: n.cfg.id, ok: true, value }),
+          (err: Error): NodeOutcome<OpResults[K]> => ({ node: n.cfg.id, ok: false, error: err instanceof NodeCallError ? (err.ckr ?? err.kind) : err.message }),
+        ),
+      ),
+    );
   }
 
   async injectFault(nodeId: string, fault: Fault): Promise<void> {
