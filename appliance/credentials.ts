@@ -1,5 +1,5 @@
-// SigV4 credentials of a key store (spec S6-S8): generated here, kept in the store's credentials
-// file (mode 0600, written atomically), several live at once so KMS can be moved from one to the
+// SigV4 credentials of a key store (spec S6-S8), as `xks init`, the demo and `xks creds add` make them:
+// kept in the store's credentials file (mode 0600, written atomically), several live at once so KMS
 // next without a failed request.
 import { randomBytes, randomInt } from 'node:crypto';
 import { stringify } from 'yaml';
