@@ -1,6 +1,6 @@
 // SigV4 credentials of a key store (spec S6-S8), as `xks init`, the demo and `xks creds add` make them:
 // kept in the store's credentials file (mode 0600, written atomically), several live at once so KMS
-// next without a failed request.
+// can be moved to the next one without a failed request.
 import { randomBytes, randomInt } from 'node:crypto';
 import { stringify } from 'yaml';
 import { writeFileAtomic } from './certs/atomic-write.js';
