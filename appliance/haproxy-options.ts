@@ -115,6 +115,7 @@ export function optionsFromConfig(config: Config, overrides: HaproxyOverrides = 
     unprivileged,
     // Unprivileged processes usually cannot raise the file descriptor limit a maxconn needs.
     ...(unprivileged ? {} : { maxconn: config.server.maxConnections }),
+    drainNoticeMs: config.server.drain.noticeMs,
     vpceAllowlist: config.keyStores.some((s) => (s.vpcEndpoints?.length ?? 0) > 0),
   };
 }

@@ -1,11 +1,15 @@
-// The process around a running appliance: SIGTERM/SIGINT stop it cleanly (in-flight requests
-// finish, node processes end, logs flush) with exit code 0; SIGHUP reloads the configuration file,
+// The process around a running appliance: SIGTERM stops it gracefully (drain first: load
+// balancers are told, every connection ends between requests; what systemd and a rolling restart
+// send); SIGINT stops it at once (in-flight requests finish, node processes end, logs flush); both
+// exit 0. SIGHUP reloads the configuration file,
 // certificate, key and credentials. Shared by `xks serve` and `xks demo`.
 import type { Logger } from './logging.js';
 
 /** What a signal acts on: one appliance, or (in the demo) the instances it supervises. */
 export interface Runnable {
   reload(by: { operator: string }): unknown;
+  /** Graceful first half of a SIGTERM stop; without it SIGTERM stops at once like SIGINT. */
+  drain?(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -22,6 +26,7 @@ export function runUntilSignalled(app: Runnable, logger: Logger, beforeClose: ()
     if (state.stopping) return;
     state.stopping = true;
     logger.info({ signal }, 'stopping');
+    if (signal === 'SIGTERM') await app.drain?.();
     await beforeClose();
     await app.close();
     afterClose();

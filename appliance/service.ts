@@ -3,11 +3,12 @@
 // (ServiceError); nothing is left running after a failed start.
 import { certificateState, checkConfiguredCertificate, enforceCertificatePolicy, type CertificateState } from './certs/configured.js';
 import { ConfigError, CredentialError, loadConfig, loadCredentials, type LoadedConfig } from './config/load.js';
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import type { Config } from './config/schema.js';
 import { claimControlSocket, ControlError, startControlServer } from './control/server.js';
 import { controlSocketPath } from './control/socket-path.js';
 import type { Logger } from './logging.js';
+import { registerBuildInfo } from './fleet/info.js';
 import { buildStatus, keyStoreStatus } from './status.js';
 import { createApiListener, type ApiListener } from '../gateway/listener.js';
 import { CidrList } from '../xks/cidr-list.js';
@@ -16,6 +17,7 @@ import { createPipeline } from '../gateway/pipeline.js';
 import { buildRuntime, restartOnlyFields, type Runtime } from './runtime.js';
 import type { AdminAction } from '../xks/audit/entry.js';
 import { openAuditLog, type AuditLog } from '../xks/audit/log.js';
+import { createSyslogForwarder, type SyslogForwarder } from '../xks/audit/syslog.js';
 import { canServe } from '../xks/api/health.js';
 import { HsmStartError } from '../xks/hsm/errors.js';
 import { createHsmCluster } from '../xks/hsm/parent/cluster.js';
@@ -58,6 +60,11 @@ export interface Appliance {
   reload(by?: Operator): Promise<ReloadResult>;
   /** Record an administrative action in the audit trail (no-op without one); throws when it cannot be written. */
   audit(action: AdminAction): void;
+  /**
+   * Graceful stop, first half (SIGTERM): tell the load balancers, keep answering, end every
+   * connection between requests (server.drain); resolves when none is left or at the timeout.
+   */
+  drain(): Promise<void>;
   /** Adds a section to `xks status` (e.g. the kill switch's blocks), computed on each call. */
   addStatusSection(name: string, get: () => unknown): void;
   close(): Promise<void>;
@@ -99,6 +106,29 @@ export function startFailure(err: unknown): unknown {
   return err;
 }
 
+/** Audit forwarding: the collector's trouble is logged (once per outage) and counted, never fatal. */
+function startSyslog(cfg: NonNullable<NonNullable<Config['audit']>['syslog']>, metrics: Metrics, logger: Logger): SyslogForwarder {
+  let failing = false;
+  return createSyslogForwarder(
+    {
+      host: cfg.host,
+      port: cfg.port,
+      tls: cfg.tls ? { ca: cfg.caFile ? readFileSync(cfg.caFile, 'utf8') : undefined } : undefined,
+      appName: cfg.appName,
+      facility: cfg.facility,
+    },
+    {
+      onDropped: (n) => metrics.auditForwardDropped.inc(n),
+      onError(err) {
+        if (failing) return;
+        failing = true;
+        setTimeout(() => (failing = false), 60_000).unref();
+        logger.warn({ host: cfg.host, port: cfg.port, err: (err as NodeJS.ErrnoException).code ?? err.message }, 'audit forwarding to syslog failed; retrying (the audit file keeps every record)');
+      },
+    },
+  );
+}
+
 /** Each credential set's creation time: createdAt when the file says, else the file's last change. */
 function credentialTimes(config: Config): Array<{ store: string; accessKeyId: string; createdAtMs: number }> {
   return config.keyStores.flatMap((s, i) => {
@@ -116,6 +146,7 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
   const controlSocket = controlSocketPath(loaded.file, config.control?.socket);
   await claimControlSocket(controlSocket);
   const metrics = new Metrics();
+  registerBuildInfo(metrics.registry, config);
   let certificate = checkCertificate(config, logger, opts.extraRoots);
   metrics.certificateDaysToExpire.set(certificate.daysToExpire);
   const startedAt = Date.now();
@@ -125,6 +156,9 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
   const keys = new KeyDirectory(hsm);
   // Swapped by reload(); each request takes the one in force when it arrives.
   let runtime: Runtime = buildRuntime(config, { hsm, keys, blocks: NO_BLOCKS });
+  // A graceful stop is under way (SIGTERM): draining, and it will not end.
+  let stopping = false;
+  statusSections.set('stopping', () => stopping);
   let credentials = credentialTimes(config);
   metrics.watchCredentials(() => credentials);
   hsm.onChange((nodes) => metrics.nodes(nodes));
@@ -155,9 +189,13 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
     statusSections.set('blocks', () => blocks.list());
     runtime = { ...runtime, deps: { ...runtime.deps, blocks } };
     metrics.watchHsm(hsm);
+    const syslog = config.audit?.syslog ? startSyslog(config.audit.syslog, metrics, logger) : undefined;
+    if (syslog) closers.push(() => syslog.close());
     const audit: AuditLog | undefined = config.audit
       ? openAuditLog({
-          ...config.audit,
+          file: config.audit.file,
+          maxBytes: config.audit.maxBytes,
+          ...(syslog ? { onWritten: (lines) => syslog.send(lines) } : {}),
           onWriteError(err) {
             metrics.auditWriteErrors.inc();
             logger.error({ err: (err as NodeJS.ErrnoException).code ?? err.message, file: config.audit?.file }, 'audit write failed: the requests of this write were answered 500');
@@ -391,6 +429,15 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
       },
     });
     closers.push(() => control.close());
+    const drain = async () => {
+      stopping = true;
+      setDraining(true);
+      const { noticeMs, timeoutMs } = runtime.config.server.drain;
+      logger.info({ noticeMs, timeoutMs }, 'stopping gracefully: each connection ends after its next answer');
+      const { left, ms } = await listener.drain({ noticeMs, timeoutMs });
+      if (left > 0) logger.warn({ left, ms }, 'drain timeout passed: closing the connections left');
+      else logger.info({ ms }, 'drained: no connection left');
+    };
     logger.info({ address: api.address, port: api.port, stores: runtime.stores.map((s) => s.uriPath), agent: agentReply(health()).trim() }, 'xks proxy ready');
     return {
       get config() {
@@ -403,6 +450,7 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
       setDraining,
       reload,
       audit: recordAdmin,
+      drain,
       addStatusSection: (name, get) => void statusSections.set(name, get),
       close: closeAll,
     };

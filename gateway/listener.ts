@@ -14,6 +14,7 @@ import { startsWithTls } from './first-byte.js';
 import { allowedClientSubjects, clientCaCertificates, clientSubjectAllowed, tlsOptions } from './tls-options.js';
 import { gateClientCertificate } from './client-cert-gate.js';
 import { errorBody, type ErrorName } from '../xks/errors.js';
+import { connectionDrainer, type DrainOptions, type DrainResult } from './drain.js';
 
 export type RejectReason =
   | 'allowlist'
@@ -39,6 +40,8 @@ export interface ApiListener {
    * restartOnlyChanges() first. Throws (changing nothing) when the new certificate cannot be loaded.
    */
   reconfigure(config: GatewayOptions): void;
+  /** Graceful stop (gateway/drain.ts): keep answering, end every connection between requests. */
+  drain(opts: DrainOptions): Promise<DrainResult>;
   close(): Promise<void>;
 }
 
@@ -149,6 +152,12 @@ export function createApiListener(config: GatewayOptions, handler: RequestListen
     if (!info || !authenticatedInfo.has(info)) socket.setTimeout(unauthIdleMs);
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => answerClientError(err, socket, inFlight.get(socket)));
+  // CONNECT is taken out of the HTTP parser for tunnelling: without a listener Node drops the
+  // connection without a word. There is no tunnel here: answer it like any other method (T5).
+  server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+    const body = errorBody('MethodNotAllowed', 'Only POST is allowed on XKS API paths');
+    socket.end(`HTTP/1.1 405 Method Not Allowed\r\nContent-Type: application/json\r\nAllow: POST\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  });
   // Node would answer an Expect other than 100-continue with a bare 417.
   server.on('checkExpectation', (_req: IncomingMessage, res: ServerResponse) => {
     const body = errorBody('ValidationException', 'The Expect header is not supported');
@@ -285,6 +294,7 @@ export function createApiListener(config: GatewayOptions, handler: RequestListen
 
   // Slots are counted by takeSlot (which can free one); this is only a backstop.
   tcp.maxConnections = s.maxConnections + 64;
+  const drainer = connectionDrainer(server, tcp);
 
   return {
     listen: () =>
@@ -296,6 +306,7 @@ export function createApiListener(config: GatewayOptions, handler: RequestListen
           resolve({ address: a.address, port: a.port });
         });
       }),
+    drain: (opts) => drainer.drain(opts),
     reconfigure(next: GatewayOptions) {
       const n = next.server;
       // Everything that can fail is read before anything changes.

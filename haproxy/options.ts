@@ -74,6 +74,8 @@ export interface HaproxyRenderOptions {
   maxconn?: number;
   /** Some key store allows callers by VPC endpoint id: that needs the NLB's TLV forwarded (2.9+). */
   vpceAllowlist: boolean;
+  /** How long a stopping Node instance keeps its port open for HAProxy to see its drain. */
+  drainNoticeMs?: number;
 }
 
 export const DEFAULT_MONITOR_PORT = 8405;

@@ -47,6 +47,11 @@ function notesFor(o: HaproxyRenderOptions): string[] {
       ? 'The Node instances receive PROXY v2: list this HAProxy\'s addresses in server.proxyProtocol.trustedProxies.'
       : 'The Node instances receive no PROXY header (server.proxyProtocol.enabled is off): their allowlists and audit records see HAProxy\'s address.',
   );
+  if (o.drainNoticeMs !== undefined && o.drainNoticeMs < 2 * o.check.agentInterMs) {
+    notes.push(
+      `WARNING: the Node instances keep their port open ${formatDuration(o.drainNoticeMs)} after SIGTERM (server.drain.noticeMs), less than two agent-check intervals (${formatDuration(o.check.agentInterMs)}): HAProxy may still send new connections when the port closes. Raise noticeMs or lower agent-inter.`,
+    );
+  }
   for (const b of o.backends) {
     if (b.servers.length === 1) notes.push(`Backend ${b.name} has one server: restarting it is an outage for KMS. List every Node instance.`);
   }

@@ -80,6 +80,12 @@ export class Metrics {
     this.credentialSource = source;
   }
 
+  readonly auditForwardDropped = new Counter({
+    name: 'xks_proxy_audit_forward_dropped_total',
+    help: 'Audit records not forwarded to syslog because the collector was away too long (the file has them)',
+    registers: [this.registry],
+  });
+
   readonly certificateDaysToExpire = new Gauge({
     name: 'xks_proxy_certificate_days_to_expire',
     help: 'Days until the server certificate chain expires (KMS cannot connect after that)',

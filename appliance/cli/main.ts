@@ -10,6 +10,7 @@ import { register as registerControl } from './control.js';
 import { register as registerBlock } from './block.js';
 import { register as registerCreds } from './creds.js';
 import { register as registerDemo } from './demo.js';
+import { register as registerFleet } from './fleet.js';
 import { register as registerDoctor } from './doctor.js';
 import { register as registerHaproxy } from './haproxy.js';
 import { register as registerInit } from './init.js';
@@ -27,6 +28,7 @@ export async function main(argv: string[]): Promise<void> {
     .exitOverride();
   registerServe(program);
   registerDemo(program);
+  registerFleet(program);
   registerStatus(program);
   registerControl(program);
   registerBlock(program);

@@ -108,7 +108,15 @@ function resolvePaths(config: Config, dir: string): Config {
         ...(tls.clientAuth ? { clientAuth: { ...tls.clientAuth, caFile: abs(tls.clientAuth.caFile) } } : {}),
       },
     },
-    ...(config.audit ? { audit: { ...config.audit, file: abs(config.audit.file) } } : {}),
+    ...(config.audit
+      ? {
+          audit: {
+            ...config.audit,
+            file: abs(config.audit.file),
+            ...(config.audit.syslog?.caFile ? { syslog: { ...config.audit.syslog, caFile: abs(config.audit.syslog.caFile) } } : {}),
+          },
+        }
+      : {}),
     hsm: {
       ...config.hsm,
       nodes: config.hsm.nodes.map((n) => ({ ...n, pin: n.pin.file ? { file: abs(n.pin.file) } : n.pin })),
@@ -172,6 +180,10 @@ export function checkConfig(config: Config, opts: LoadOptions = {}): void {
   if (!existsSync(keyFile)) {
     if (!opts.certificateMayBeMissing) throw new ConfigError(`server.tls.keyFile: ${keyFile}: no such file: make a key and CSR with xks cert csr, then put the certificate in place with xks cert install`);
   } else checkSecretFileMode(keyFile, 'server.tls.keyFile');
+  const syslog = config.audit?.syslog;
+  if (config.mode === 'production' && syslog && !syslog.tls && !['127.0.0.1', '::1', 'localhost'].includes(syslog.host)) {
+    throw new ConfigError(`audit.syslog.tls: audit records would cross the network to ${syslog.host} in clear text; set tls: true (with caFile for a private CA), or forward to a local relay on 127.0.0.1`);
+  }
   const ka = config.server.keepAliveTimeoutMs;
   if (config.mode === 'production' && ka <= 350_000) {
     throw new ConfigError(`server.keepAliveTimeoutMs (${ka}) must be above the AWS NLB idle timeout of 350000 ms, or idle connections cost KMS a new TLS handshake`);

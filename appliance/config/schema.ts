@@ -186,6 +186,15 @@ export const configSchema = z
         headersTimeoutMs: ms(1000, 600_000).optional(),
         maxHeaderBytes: z.number().int().min(4096).max(65536).default(16384),
         maxBodyBytes: z.number().int().min(65536).max(1 << 20).default(65536),
+        // SIGTERM: the port stays open and idle connections stay up for noticeMs while the load
+        // balancers learn of the drain (above HAProxy's agent-inter; with NLB targets directly, its
+        // health-check interval x unhealthy threshold); busy connections end after their next answer;
+        // the process exits when none is left, or after timeoutMs.
+        drain: z
+          .object({ noticeMs: ms(0, 600_000).default(5000), timeoutMs: ms(1000, 3_600_000).default(30_000) })
+          .strict()
+          .refine((d) => d.timeoutMs >= d.noticeMs, { message: 'timeoutMs must be at least noticeMs', path: ['timeoutMs'] })
+          .default({ noticeMs: 5000, timeoutMs: 30_000 }),
         maxConnections: z.number().int().min(1).default(10000),
         maxConnectionsPerSource: z.number().int().min(1).default(1000),
         allow: z.array(cidr).default(['0.0.0.0/0', '::/0']),
@@ -235,6 +244,18 @@ export const configSchema = z
         file: z.string().min(1),
         // Size-based rotation by the service itself (FILE -> FILE.<UTC time>); unset: use logrotate.
         maxBytes: z.number().int().min(65_536, 'audit.maxBytes: at least 65536 (64 KiB)').optional(),
+        // Optional forwarding to a syslog collector (RFC 5424 over TCP/TLS); the file stays the record.
+        syslog: z
+          .object({
+            host: z.string().min(1),
+            port: z.number().int().min(1).max(65535),
+            tls: z.boolean().default(true),
+            caFile: z.string().min(1).optional(),
+            appName: z.string().regex(/^[!-~]{1,48}$/, 'printable ASCII without spaces, at most 48 characters').default('xks'),
+            facility: z.number().int().min(0).max(23).default(13),
+          })
+          .strict()
+          .optional(),
       })
       .strict()
       .optional(),

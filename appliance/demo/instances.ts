@@ -26,8 +26,8 @@ const RESTART_MIN_MS = 200;
 const RESTART_MAX_MS = 5000;
 /** A process that ran this long was healthy: its next restart starts the back-off over. */
 const STABLE_MS = 10_000;
-/** After SIGTERM an instance drains its connections; past this it is killed. */
-const STOP_KILL_AFTER_MS = 30_000;
+/** An instance asked to stop (SIGINT: at once, no drain) that is still there after this is killed. */
+const STOP_KILL_AFTER_MS = 10_000;
 
 /**
  * Start and keep running one instance. `onChange` is called whenever its pid or its HSM node
@@ -90,6 +90,7 @@ export function superviseInstance(id: string, configFile: string, logger: Logger
       return hsmNodes;
     },
     firstReady,
+    // The whole demo stops: no load balancer to drain for, so SIGINT (SIGTERM would drain first).
     stop: () => {
       stopping = true;
       clearTimeout(restartTimer);
@@ -101,7 +102,7 @@ export function superviseInstance(id: string, configFile: string, logger: Logger
           clearTimeout(kill);
           resolve();
         });
-        child.kill('SIGTERM');
+        child.kill('SIGINT');
       });
     },
   };

@@ -40,6 +40,8 @@ export function demoLayout(dirArg: string) {
      * directory of its own, so its control socket (next to its configuration) is its own too.
      */
     instanceConfigFile: (k: number) => (k === 1 ? join(dir, 'xks.yaml') : join(dir, 'instances', instanceId(k - 1), 'xks.yaml')),
+    /** DIR/run/<instance id>.pid: the instance's current process, for scripts (`kill -TERM $(cat …)`). */
+    pidFile: (id: string) => join(dir, 'run', `${id}.pid`),
     instanceAuditLog: (k: number) => (k === 1 ? join(dir, 'logs', 'audit.log') : join(dir, 'logs', `audit-${instanceId(k - 1)}.log`)),
   };
 }

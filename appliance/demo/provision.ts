@@ -96,6 +96,8 @@ export function demoConfig(layout: DemoLayout, opts: DemoOptions, pki: DemoPkiFi
         ...(opts.mtls && pki.client ? { clientAuth: { caFile: pki.client.caFile, subjects: [pki.client.subject] } } : {}),
       },
       keepAliveTimeoutMs: 360_000,
+      // Its HAProxy asks the agent every second: two intervals to notice a drain.
+      drain: { noticeMs: 2000, timeoutMs: 10_000 },
       allow: opts.allow.length ? opts.allow : ['127.0.0.0/8', '::1/128'],
       // --accept-proxy: the API port requires PROXY v2. With HAProxy in front (send-proxy-v2) but
       // no --accept-proxy, direct clients keep working: the header is optional from loopback.

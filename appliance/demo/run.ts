@@ -2,8 +2,8 @@
 // (one instance in this process, or several supervised processes), then publish demo.json
 // (atomically) once the API answers and every HSM node is ACTIVE; keep its pids current; stop
 // cleanly on SIGTERM/SIGINT with exit code 0.
-import { existsSync, readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { startDemoHaproxy, type DemoHaproxy } from './haproxy.js';
 import { writeFileAtomic } from '../certs/atomic-write.js';
 import { loadConfig } from '../config/load.js';
@@ -33,8 +33,14 @@ export function findSoftHsm(): string {
   return found;
 }
 
+interface InstanceEntry {
+  id: string;
+  pid: number | undefined;
+  [field: string]: unknown;
+}
+
 /** What demo.json says about one proxy instance (shared/demo-contract.md: instances[]). */
-function instanceEntry(config: Config, id: string, pid: number | undefined, configFile: string, hsmNodes: NodeSummary[]): object {
+function instanceEntry(config: Config, id: string, pid: number | undefined, configFile: string, hsmNodes: NodeSummary[]): InstanceEntry {
   const port = config.server.port;
   return {
     id,
@@ -90,7 +96,7 @@ const nodeSummary = (app: Appliance): NodeSummary[] => app.hsm.status().map((n) 
 interface RunningInstances extends Runnable {
   readonly first: Config;
   hsmNodes(): NodeSummary[];
-  entries(): object[];
+  entries(): InstanceEntry[];
   onChange(listener: () => void): void;
 }
 
@@ -162,13 +168,20 @@ export async function runDemo(opts: DemoRunOptions): Promise<void> {
     });
     extra['haproxy'] = { endpoint: haproxy.endpoint, monitorUrl: haproxy.monitorUrl, configFile: haproxy.configFile, pid: haproxy.pid };
   }
-  const publish = () =>
-    writeFileAtomic(layout.demoJson, JSON.stringify(demoJson(layout, fleet.first, fleet.hsmNodes(), pki, creds, fleet.entries(), extra), null, 2) + '\n', 0o600);
+  mkdirSync(dirname(layout.pidFile('x')), { recursive: true, mode: 0o700 });
+  const publish = () => {
+    const entries = fleet.entries();
+    for (const e of entries) if (e.pid) writeFileAtomic(layout.pidFile(e.id), `${e.pid}\n`, 0o600);
+    writeFileAtomic(layout.demoJson, JSON.stringify(demoJson(layout, fleet.first, fleet.hsmNodes(), pki, creds, entries, extra), null, 2) + '\n', 0o600);
+  };
   const life = runUntilSignalled(
     fleet,
     logger,
     async () => haproxy?.stop(),
-    () => rmSync(layout.demoJson, { force: true }),
+    () => {
+      rmSync(layout.demoJson, { force: true });
+      rmSync(dirname(layout.pidFile('x')), { recursive: true, force: true });
+    },
   );
   publish();
   fleet.onChange(() => {

@@ -35,7 +35,12 @@ export function backendSection(o: HaproxyRenderOptions, b: HaproxyBackend): stri
     'balance leastconn',
     'option httpchk',
     `http-check send meth GET uri ${o.healthPath} ver HTTP/1.1 hdr Host ${host}`,
-    'http-check expect status 200',
+    // Passes while the instance can serve ({"status":"ok"}, 200) and while it drains for a graceful
+    // stop ({"status":"draining"}, 503, which takes it out of the NLB): HAProxy learns of a drain
+    // from the agent-check (weight 0, no new connections), and marking the server down here would
+    // cut (shutdown-sessions) the connections the drain is ending one by one between requests.
+    // Unavailable (no HSM node), a closed port or a wedged process still fail it.
+    'http-check expect rstring "\\"status\\":\\"(ok|draining)\\""',
     // A server marked down drops its connections so KMS reconnects to one that works, instead of
     // waiting for its 250 ms deadline on a connection that goes nowhere.
     [
@@ -43,6 +48,9 @@ export function backendSection(o: HaproxyRenderOptions, b: HaproxyBackend): stri
       tlsCheck(o, host),
       timing(o),
       'on-marked-down shutdown-sessions',
+      // The agent answers a weight in percent of this (fewer HSM nodes ACTIVE: less traffic); on
+      // HAProxy's default weight 1 any answer below 100% would round down to 0, a silent drain.
+      'weight 100',
       // Health checks then start with a PROXY v2 LOCAL header, as the Node listener expects.
       o.sendProxy && 'send-proxy-v2',
     ]

@@ -19,7 +19,9 @@ export function defaultsSection(o: HaproxyRenderOptions): string {
     'timeout client-fin 30s',
     'timeout server-fin 30s',
     `timeout check ${formatDuration(o.check.timeoutMs)}`,
-    'retries 2',
-    'option redispatch',
+    // A refused or failed connect (an instance stopping, restarting or killed) is retried at once
+    // on another server: redispatch on every retry skips the 1 s turn-around on the same server.
+    'retries 3',
+    'option redispatch 1',
   ]);
 }

@@ -7,7 +7,8 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../../appliance/config/load.js';
 import { removeDir, startDemo } from '../helpers/demo.js';
-import { buildCase, demoTarget, FastSigner, FuzzTally, runCases } from '../helpers/fuzz.js';
+import { buildCase, demoTarget, FuzzTally, runCases } from '../helpers/fuzz/index.js';
+import { FastSigner } from '../helpers/sign.js';
 
 const { values } = parseArgs({
   options: {

@@ -9,7 +9,7 @@ import { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import t from 'tap';
 import { removeDir, startDemo, type RunningDemo } from '../helpers/demo.js';
-import { captureClientHello, collectReplies, signedRequest, tcpExchange, type Collected } from '../helpers/fuzz.js';
+import { captureClientHello, collectReplies, signedRequest, tcpExchange, type Collected } from '../helpers/raw-http.js';
 import { v2Header, type V2HeaderOptions } from '../helpers/proxy-header.js';
 import { b64 } from '../helpers/xks-client.js';
 

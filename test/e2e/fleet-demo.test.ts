@@ -4,6 +4,9 @@
 // does it and demo.json follows; SIGTERM stops everything.
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import https from 'node:https';
+import net from 'node:net';
+import tls from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import t from 'tap';
@@ -102,6 +105,49 @@ t.test('HAProxy lists both instances, spreads new connections over them, reports
   }
   await sleep(500);
   for (const i of d.demo.instances) t.ok(auditIds(i.auditLog).some((id) => ids.includes(id)), `${i.id} answered some of them`);
+});
+
+const agentSays = (port: number) =>
+  new Promise<string>((resolve) => {
+    let text = '';
+    const s = net.connect(port, '127.0.0.1');
+    s.setEncoding('utf8');
+    s.on('data', (c: string) => (text += c));
+    s.on('close', () => resolve(text.trim()));
+    s.on('error', () => resolve(''));
+  });
+
+t.test('SIGTERM drains: load balancers told, answers go on with Connection: close, idle connections closed only after the notice period', async (t) => {
+  const two = d.reload().instances[1]!;
+  const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
+  const health = () => client.call('/health', meta({ kmsOperation: 'KmsHealthCheck' }), { endpoint: two.endpoint, agent });
+  const first = await health();
+  t.equal(first.status, 200);
+  t.not(first.headers['connection'], 'close', 'kept alive before the stop');
+  // An idle TLS connection that has sent nothing: it must not be cut at once.
+  const idle = tls.connect({ host: '127.0.0.1', port: Number(new URL(two.endpoint).port), servername: 'localhost', ca: client.ca });
+  await new Promise((resolve) => idle.once('secureConnect', resolve));
+  let idleClosedAt = 0;
+  idle.on('close', () => (idleClosedAt = Date.now()));
+  idle.on('error', () => undefined);
+  const termAt = Date.now();
+  process.kill(two.pid, 'SIGTERM');
+  await sleep(300);
+  t.equal(await agentSays(two.agentCheckPort), 'drain', 'agent-check says drain');
+  const h = await fetch(two.healthHttpUrl);
+  t.same([h.status, await h.json()], [503, { status: 'draining' }], 'health 503 draining');
+  const during = await health();
+  t.equal(during.status, 200, 'still answering');
+  t.equal(during.headers['connection'], 'close', 'and ending the connection with that answer');
+  await waitFor('the drained process to exit', () => (alive(two.pid) ? undefined : true), 20_000);
+  t.ok(idleClosedAt > 0, 'the idle connection was closed');
+  t.ok(idleClosedAt - termAt >= 1500, `not before the notice period (${idleClosedAt - termAt} ms after SIGTERM)`);
+  agent.destroy();
+  const back = await waitFor('xks-2 restarted', () => {
+    const i = d.reload().instances[1];
+    return i && i.pid !== two.pid && i.hsmNodes.length === 2 ? i : undefined;
+  });
+  t.ok(alive(back.pid), 'the demo started it again');
 });
 
 t.test('an instance that dies is restarted; demo.json names the new process and its nodes', async (t) => {

@@ -18,7 +18,8 @@ import { loadConfig } from '../../appliance/config/load.js';
 import { createLogger } from '../../appliance/logging.js';
 import { startAppliance, type Appliance } from '../../appliance/service.js';
 import { freePorts, removeDir, startDemo, type RunningDemo } from '../helpers/demo.js';
-import { captureClientHello, classifyReply, collectReplies, signedRequest, tcpExchange, tlsConnect, type RawResponse } from '../helpers/fuzz.js';
+import { classifyReply } from '../helpers/fuzz/index.js';
+import { captureClientHello, collectReplies, signedRequest, tcpExchange, tlsConnect, type RawResponse } from '../helpers/raw-http.js';
 import { specErrorProblem } from '../helpers/oracle.js';
 import { b64, meta, XksClient, type Reply } from '../helpers/xks-client.js';
 

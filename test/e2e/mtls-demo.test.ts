@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import tls from 'node:tls';
 import t from 'tap';
 import { startDemo, stopAndRemove, type RunningDemo } from '../helpers/demo.js';
-import { collectReplies, signedRequest } from '../helpers/fuzz.js';
+import { collectReplies, signedRequest } from '../helpers/raw-http.js';
 import { meta, XksClient } from '../helpers/xks-client.js';
 
 let d: RunningDemo | undefined;

@@ -14,7 +14,7 @@ import { issueServerCert } from '../../appliance/certs/devpki.js';
 import { newCredential } from '../../appliance/demo/provision.js';
 import { startDemo, xksCommand, type RunningDemo, stopAndRemove } from '../helpers/demo.js';
 import { XksClient } from '../helpers/xks-client.js';
-import { collectReplies, signedRequest, tlsConnect } from '../helpers/fuzz.js';
+import { collectReplies, signedRequest, tlsConnect } from '../helpers/raw-http.js';
 
 const xks = (args: string[]) => promisify(execFile)(...xksCommand(args));
 let d: RunningDemo;

@@ -14,7 +14,7 @@ import { loadConfig } from '../../appliance/config/load.js';
 import { createLogger } from '../../appliance/logging.js';
 import { startAppliance, type Appliance } from '../../appliance/service.js';
 import { freePorts, stopAndRemove, startDemo, type RunningDemo } from '../helpers/demo.js';
-import { collectReplies, signedRequest, tlsConnect } from '../helpers/fuzz.js';
+import { collectReplies, signedRequest, tlsConnect } from '../helpers/raw-http.js';
 import { v2Header } from '../helpers/proxy-header.js';
 import { specErrorProblem } from '../helpers/oracle.js';
 import { meta, XksClient } from '../helpers/xks-client.js';

@@ -24,6 +24,8 @@ export interface LoadOptions {
   endpoint?: string;
   /** Called with the elapsed ms on every scheduling tick, to inject faults at chosen times. */
   onTick?: (elapsedMs: number) => void;
+  /** Stop sending before durationMs once this returns true (checked every tick). */
+  stopWhen?: () => boolean;
   /** Keep-alive connections to reuse (warmed by an earlier run); default: a fresh agent per run. */
   agent?: https.Agent;
   /** What to send (default: one signed Encrypt with CDIV); benchmarks send other requests too. */
@@ -116,7 +118,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
         inFlight++;
         pending.push(one());
       }
-      if (sent >= total || elapsed > opts.durationMs + 5000) return resolve();
+      if (sent >= total || elapsed > opts.durationMs + 5000 || opts.stopWhen?.()) return resolve();
       setTimeout(tick, 2);
     };
     tick();

@@ -93,3 +93,56 @@ export async function signXksRequest(opts: SignXksRequestOptions): Promise<Recor
   out['content-type'] ??= 'application/json';
   return out;
 }
+
+// SigV4, synchronous: 100,000 signatures through an async signer would dominate the run. The
+// fuzz test checks it once against @smithy/signature-v4 (test/helpers/sign.ts).
+
+const sha256Hex = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
+const amzDateOf = (date: Date) => date.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+
+export interface Credential {
+  accessKeyId: string;
+  secretAccessKey: string;
+}
+
+export class FastSigner {
+  private readonly keys = new Map<string, Buffer>();
+
+  /** Headers to add: x-amz-date and authorization, signing host, x-amz-date and `extra`. */
+  sign(
+    req: { method: string; path: string; headers: ReadonlyArray<readonly [string, string]>; body: Buffer },
+    cred: Credential,
+    region: string,
+    date: Date,
+    extraSigned: readonly string[] = [],
+  ): { 'x-amz-date': string; authorization: string } {
+    const amzDate = amzDateOf(date);
+    const day = amzDate.slice(0, 8);
+    const values = new Map<string, string>([['x-amz-date', amzDate]]);
+    for (const [name, value] of req.headers) {
+      const n = name.toLowerCase();
+      if (n === 'host' || extraSigned.includes(n)) values.set(n, values.has(n) ? `${values.get(n)},${value.trim()}` : value.trim());
+    }
+    const names = [...values.keys()].sort();
+    const signedHeaders = names.join(';');
+    const canonical = `${req.method}\n${req.path}\n\n${names.map((n) => `${n}:${values.get(n)}\n`).join('')}\n${signedHeaders}\n${sha256Hex(req.body)}`;
+    const scope = `${day}/${region}/kms-xks-proxy/aws4_request`;
+    const toSign = `AWS4-HMAC-SHA256\n${amzDate}\n${scope}\n${sha256Hex(Buffer.from(canonical, 'latin1'))}`;
+    const signature = createHmac('sha256', this.signingKey(cred.secretAccessKey, day, region)).update(toSign).digest('hex');
+    return {
+      'x-amz-date': amzDate,
+      authorization: `AWS4-HMAC-SHA256 Credential=${cred.accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}`,
+    };
+  }
+
+  private signingKey(secret: string, day: string, region: string): Buffer {
+    const id = `${secret}/${day}/${region}`;
+    let key = this.keys.get(id);
+    if (!key) {
+      const hmac = (k: string | Buffer, v: string) => createHmac('sha256', k).update(v).digest();
+      key = hmac(hmac(hmac(hmac(`AWS4${secret}`, day), region), 'kms-xks-proxy'), 'aws4_request');
+      this.keys.set(id, key);
+    }
+    return key;
+  }
+}

@@ -47,7 +47,7 @@ if (!version) {
   t.test('haproxy -c does catch a broken rendering (the check is real)', async (t) => {
     const r = renderHaproxy(optionsFromConfig(config(true), { servers }));
     const file = join(dir, 'broken.cfg');
-    writeFileSync(file, r.text.replace('http-check expect status 200', 'http-check expect statuss 200'));
+    writeFileSync(file, r.text.replace('http-check expect rstring', 'http-check expect rstringg'));
     const check = spawnSync('haproxy', ['-c', '-f', file], { encoding: 'utf8', timeout: 15_000 });
     t.not(check.status, 0);
   });

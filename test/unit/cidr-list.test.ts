@@ -2,7 +2,7 @@ import net from 'node:net';
 import ipaddr from 'ipaddr.js';
 import t from 'tap';
 import { CidrList, validateCidr } from '../../xks/cidr-list.js';
-import { prng } from '../helpers/prng.js';
+import { prng } from '../helpers/rng.js';
 
 t.test('IPv4 ranges', async (t) => {
   const list = new CidrList(['10.0.0.0/8', '192.168.1.0/24', '203.0.113.7/32', '198.51.100.9']);

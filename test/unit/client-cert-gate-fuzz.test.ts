@@ -9,7 +9,7 @@ import t from 'tap';
 import { createCa, issueClientCert, issueIntermediateCa } from '../../appliance/certs/devpki.js';
 import { judgeClientChain } from '../../gateway/client-cert-gate.js';
 import { ClientCertificateReader, type Verdict } from '../../gateway/tls-records.js';
-import { prng } from '../helpers/prng.js';
+import { prng } from '../helpers/rng.js';
 
 const SEED = 0x7a1e5_c3;
 const FLIGHTS = 20_000;

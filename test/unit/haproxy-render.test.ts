@@ -63,7 +63,13 @@ t.test('backends: TLS health check on the health path, agent-check, PROXY v2 to 
   const b = sectionLines(r.text, 'backend be_store2_example_com');
   t.ok(b.includes('option httpchk'));
   t.ok(b.includes('http-check send meth GET uri /healthz ver HTTP/1.1 hdr Host store2.example.com'), 'Host is the backend\'s host name');
-  t.ok(b.includes('http-check expect status 200'));
+  const expect = b.find((l) => l.startsWith('http-check expect rstring '));
+  t.ok(expect, 'the check reads the health body');
+  // HAProxy's quoting: the argument is one double-quoted word with \" inside.
+  const regex = new RegExp(JSON.parse(expect!.slice('http-check expect rstring '.length)) as string);
+  t.ok(regex.test('{"status":"ok"}'), 'an instance that can serve passes');
+  t.ok(regex.test('{"status":"draining"}'), 'a draining instance passes: the agent drains it, no shutdown-sessions mid-drain');
+  t.notOk(regex.test('{"status":"unavailable"}'), 'an instance without an HSM node fails');
   const ds = b.find((l) => l.startsWith('default-server '))!;
   for (const w of ['check', 'check-ssl', 'verify none', 'check-sni store2.example.com', 'inter 2s', 'fall 3', 'rise 2', 'on-marked-down shutdown-sessions', 'send-proxy-v2']) {
     t.ok(ds.includes(` ${w}`), `default-server has ${w}`);

@@ -5,7 +5,7 @@
 import t from 'tap';
 import { parseProxyHeader, ProxyProtocolError, V1_MAX_LENGTH } from '../../gateway/proxy-protocol.js';
 import { v1Header, v2Header, V2_SIGNATURE } from '../helpers/proxy-header.js';
-import { prng } from '../helpers/prng.js';
+import { prng } from '../helpers/rng.js';
 
 const SEED = 0x5eed1234;
 const ITERATIONS = 120_000;

@@ -15,6 +15,8 @@ export interface AuditOptions {
   maxBytes?: number | undefined;
   /** A write failed: its requests are answered 500 and the error is counted and logged by the caller. */
   onWriteError?(err: Error): void;
+  /** Lines that reached the file, in order (for forwarding; the file stays the source of truth). */
+  onWritten?(lines: readonly string[]): void;
 }
 
 export interface AuditLog {
@@ -162,6 +164,7 @@ export function openAuditLog(opts: AuditOptions): AuditLog {
     size += buf.length;
     remember(buf);
     for (const b of batch) b.release(true);
+    opts.onWritten?.(lines.map((l) => l.line));
     if (opts.maxBytes && size >= opts.maxBytes) rotateBySize();
     return undefined;
   };

@@ -1,6 +1,6 @@
-// Entry of one HSM node process, forked by node-client.ts with `serialization: 'advanced'`. It holds
-// the node's PKCS#11 module and sessions, so a vendor library that hangs or crashes takes down this
-// process only. It reads its own PIN; a configuration it cannot work with is reported to the parent
+// Entry of one HSM node process, started by parent/spawn-node.ts with `serialization: 'advanced'`.
+// It holds the node's PKCS#11 module and sessions, so a vendor library that hangs or crashes takes
+// down this process only. It reads its own PIN; a configuration it cannot work with is reported to the parent
 // as one line naming the node and the fix, and the process exits.
 import { KeyMissingError, NodeService, FatalInitError } from './node-service.js';
 import { Pkcs11CallError } from './pkcs11.js';

@@ -1,32 +1,18 @@
-// The parent's handle on one HSM node process: spawn it, talk to it over IPC with per-call
-// deadlines, and supervise it. A process that dies is restarted with back-off; one that stops
-// answering (missed deadlines with no answer in between) is killed with SIGKILL and restarted.
-import { spawn, type ChildProcess } from 'node:child_process';
+// The parent's handle on one HSM node process, and its supervisor: start the process
+// (spawn-node.ts), pass calls to it (ipc-client.ts), and keep it alive. A process that dies is
+// restarted with back-off; one that stops answering (missed deadlines with no answer in between)
+// is killed with SIGKILL and restarted; one whose PIN was refused is left down.
+import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { HsmNodeOptions } from '../options.js';
 import { LogLimiter } from './log-limiter.js';
 import type { PinVariable } from './pin-env.js';
-import { compiledEntry } from '../package-root.js';
 import { HsmStartError, type StartFailureKind } from '../errors.js';
-import type { CallReply, ChildMessage, InitMessage, NodeCall, OpName, OpResults, WireErrorClass } from '../protocol.js';
-import { decodeReplies, encodeCall, FrameBatch, isFrames } from '../wire.js';
-
-export type CallFailure = WireErrorClass | 'timeout' | 'down';
-
-/** Profiling flags carry over, so one `node --cpu-prof` profiles every process. */
-const PROFILING_FLAGS = process.execArgv.filter((a) => a.startsWith('--cpu-prof'));
-
-export class NodeCallError extends Error {
-  constructor(
-    readonly kind: CallFailure,
-    message: string,
-    readonly ckr?: string,
-  ) {
-    super(message);
-    this.name = 'NodeCallError';
-  }
-}
+import type { ChildMessage, InitMessage, NodeCall, OpName, OpResults } from '../protocol.js';
+import { decodeReplies, isFrames } from '../wire.js';
+import { IpcClient, NodeCallError } from './ipc-client.js';
+import { spawnNodeProcess } from './spawn-node.js';
 
 export interface NodeClientOptions {
   healthKeyLabel: string;
@@ -46,12 +32,6 @@ export interface NodeClientOptions {
   logger?: Logger | undefined;
 }
 
-interface Pending {
-  resolve: (value: never) => void;
-  reject: (err: Error) => void;
-  timer: NodeJS.Timeout;
-}
-
 type State = 'idle' | 'starting' | 'ready' | 'down' | 'closed';
 
 /**
@@ -62,8 +42,7 @@ export class NodeClient extends EventEmitter {
   readonly id: string;
   private child: ChildProcess | undefined;
   private state: State = 'idle';
-  private readonly pending = new Map<number, Pending>();
-  private nextId = 1;
+  private readonly ipc: IpcClient;
   private misses = 0;
   private lastAnswerAt = 0;
   private readyAt = 0;
@@ -72,11 +51,6 @@ export class NodeClient extends EventEmitter {
   private firstStart: { resolve: () => void; reject: (err: Error) => void } | undefined;
   private pinRefused = false;
   private readonly limiter = new LogLimiter();
-  /** Calls of this event-loop turn, for the current process. */
-  private readonly outbox = new FrameBatch((msg) => {
-    // A send that fails means the channel is closing: the exit handler rejects the calls.
-    if (this.child?.connected) this.child.send(msg);
-  });
   private readonly opts: Required<Omit<NodeClientOptions, 'logger' | 'pin'>> & { logger: Logger | undefined; pin: PinVariable | undefined };
 
   constructor(
@@ -98,6 +72,7 @@ export class NodeClient extends EventEmitter {
       pin: opts.pin,
     };
     this.nextBackoff = this.opts.backoffMinMs;
+    this.ipc = new IpcClient(this.id, { answered: () => this.onAnswered(), missed: () => this.onMissed() });
   }
 
   /** The process holding this node's sessions, while one runs. */
@@ -110,7 +85,7 @@ export class NodeClient extends EventEmitter {
   }
 
   get inFlight(): number {
-    return this.pending.size;
+    return this.ipc.inFlight;
   }
 
   /** Resolves when the first process is ready; rejects with its one-line fatal error otherwise. */
@@ -123,17 +98,10 @@ export class NodeClient extends EventEmitter {
   }
 
   call<K extends OpName>(call: Extract<NodeCall, { op: K }>, timeoutMs: number): Promise<OpResults[K]> {
-    if (this.state !== 'ready' || !this.child?.connected) {
+    if (this.state !== 'ready' || !this.ipc.connected) {
       return Promise.reject(new NodeCallError('down', `HSM node ${this.id} is not running`));
     }
-    const id = this.nextId++;
-    return new Promise<OpResults[K]>((resolve, reject) => {
-      // Checked after the I/O phase: when this process itself was stalled, a reply may already be
-      // waiting in the channel, and the node should not be blamed for our lateness.
-      const timer = setTimeout(() => setImmediate(() => this.onTimeout(id)), timeoutMs);
-      this.pending.set(id, { resolve: resolve as (v: never) => void, reject, timer });
-      this.outbox.push(encodeCall({ t: 'req', id, expiresAt: Date.now() + timeoutMs, call }));
-    });
+    return this.ipc.call(call, timeoutMs);
   }
 
   /** SIGKILL the current process; the supervisor restarts it. */
@@ -158,19 +126,9 @@ export class NodeClient extends EventEmitter {
 
   private spawn(): void {
     this.state = 'starting';
-    const pin = this.opts.pin ? { [this.opts.pin.name]: this.opts.pin.value } : {};
-    const env = { ...process.env, ...this.cfg.env, ...pin, UV_THREADPOOL_SIZE: String(Math.max(4, this.cfg.sessions)) };
     let child: ChildProcess;
     try {
-      // fork() by hand: through /bin/sh, which sets a hard core-file limit of 0 and then execs
-      // node, so this PIN-holding process can never leave a core dump (same pid, same IPC).
-      // Not the parent's loader flags (tap's TypeScript hooks): the entry is compiled JavaScript.
-      child = spawn('/bin/sh', ['-c', 'ulimit -H -c 0 && exec "$@"', 'xks-hsm-node', process.execPath, ...PROFILING_FLAGS, compiledEntry('xks/hsm/child/node-main.js')], {
-        serialization: 'advanced',
-        env,
-        // Vendor libraries may print to stdout; our stdout is the JSON log.
-        stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-      });
+      child = spawnNodeProcess(this.cfg, this.opts.pin);
     } catch (err) {
       const line = `HSM node ${this.id}: cannot start its process (${err instanceof Error ? err.message : String(err)})`;
       if (this.firstStart) this.onStartFailure(line, 'runtime');
@@ -181,6 +139,7 @@ export class NodeClient extends EventEmitter {
       return;
     }
     this.child = child;
+    this.ipc.attach(child);
     let stderrTail = '';
     child.stderr?.on('data', (chunk: Buffer) => {
       stderrTail = (stderrTail + chunk.toString('utf8')).slice(-2048);
@@ -188,7 +147,7 @@ export class NodeClient extends EventEmitter {
     const startTimer = setTimeout(() => this.kill(`not ready within ${this.opts.startTimeoutMs} ms`), this.opts.startTimeoutMs);
     child.on('message', (msg: ChildMessage | Uint8Array) => {
       if (child !== this.child) return;
-      if (isFrames(msg)) for (const reply of decodeReplies(msg)) this.onReply(reply);
+      if (isFrames(msg)) for (const reply of decodeReplies(msg)) this.ipc.onReply(reply);
       else this.onMessage(child, msg, startTimer);
     });
     child.on('error', (err) => {
@@ -204,16 +163,9 @@ export class NodeClient extends EventEmitter {
     child.send(init);
   }
 
-  private onReply(msg: CallReply): void {
-    const p = this.pending.get(msg.id);
-    // A late answer (its call timed out already) is still a missed deadline.
-    if (!p) return;
+  private onAnswered(): void {
     this.misses = 0;
     this.lastAnswerAt = Date.now();
-    this.pending.delete(msg.id);
-    clearTimeout(p.timer);
-    if (msg.ok) p.resolve(msg.value as never);
-    else p.reject(new NodeCallError(msg.error.cls, msg.error.message, msg.error.ckr));
   }
 
   private onMessage(child: ChildProcess, msg: ChildMessage, startTimer: NodeJS.Timeout): void {
@@ -239,11 +191,8 @@ export class NodeClient extends EventEmitter {
     }
   }
 
-  private onTimeout(id: number): void {
-    const p = this.pending.get(id);
-    if (!p) return;
-    this.pending.delete(id);
-    p.reject(new NodeCallError('timeout', `HSM node ${this.id} missed its deadline`));
+  /** Hung, not merely slow: several missed deadlines and no answer at all for hangKillAfterMs. */
+  private onMissed(): void {
     this.misses++;
     const silentMs = Date.now() - this.lastAnswerAt;
     if (this.misses >= this.opts.maxMisses && silentMs >= this.opts.hangKillAfterMs) {
@@ -254,13 +203,8 @@ export class NodeClient extends EventEmitter {
   private onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null, stderrTail: string): void {
     if (child !== this.child) return;
     this.child = undefined;
-    this.outbox.clear();
+    this.ipc.detach();
     const wasReady = this.state === 'ready';
-    for (const [id, p] of this.pending) {
-      clearTimeout(p.timer);
-      p.reject(new NodeCallError('down', `HSM node ${this.id} process exited`));
-      this.pending.delete(id);
-    }
     const how = signal ? `signal ${signal}` : `code ${code}`;
     if (this.firstStart) {
       this.onStartFailure(`HSM node ${this.id}: its process exited during start-up (${how}); check the module and its configuration`, 'runtime');

@@ -1,0 +1,67 @@
+// The case builder: a valid signed request of one API, mutated layer by layer in wire order.
+import { serialize } from '../raw-http.js';
+import { FastSigner } from '../sign.js';
+import type { Draft, Layer } from './draft.js';
+import { MUTATOR_WEIGHTS } from './mutators/index.js';
+import { type Mutator, textOf } from './mutators/util.js';
+import type { FuzzCase } from './draft.js';
+import { Rng, caseSeed } from '../rng.js';
+import { APIS, type FuzzTarget } from './target.js';
+import { apiPath, baseBody } from './bodies.js';
+
+/** How many mutators a case gets: 0 (a valid request, so 200s keep being checked) to 4. */
+export const MUTATION_COUNT: ReadonlyArray<readonly [number, number]> = [[0, 8], [1, 60], [2, 22], [3, 7], [4, 3]];
+
+export function buildCase(t: FuzzTarget, seed: number, index: number, signer: FastSigner): FuzzCase {
+  const r = new Rng(caseSeed(seed, index));
+  const api = r.pick(APIS);
+  const sealed = r.pick(t.sealed);
+  const d: Draft = {
+    api,
+    json: baseBody(api, r, t, sealed),
+    jsonText: undefined,
+    body: Buffer.alloc(0),
+    method: 'POST',
+    target: apiPath(api, r, t, api === 'decrypt' ? sealed.keyId : t.keyIds[0]!),
+    version: 'HTTP/1.1',
+    headers: [['Host', t.host], ['Content-Type', 'application/json']],
+    payload: undefined,
+    bytes: undefined,
+    sign: { with: t.primary, region: t.region, date: t.date, extraSigned: [] },
+    last: false,
+    authBroken: false,
+  };
+  const chosen: Mutator[] = [];
+  for (let n = r.weighted(MUTATION_COUNT); n > 0; n--) chosen.push(r.weighted(MUTATOR_WEIGHTS));
+  const run = (layer: Layer) => {
+    for (const m of chosen) if (m.layer === layer) m.apply(d, r, t);
+  };
+
+  run('json');
+  d.body = Buffer.from(textOf(d), 'utf8');
+  run('body');
+  run('line');
+  run('sign');
+  if (d.sign.with) {
+    const path = d.target.split('?', 1)[0]!;
+    const signed = signer.sign({ method: d.method, path, headers: d.headers, body: d.body }, d.sign.with, d.sign.region, d.sign.date, d.sign.extraSigned);
+    d.headers.push(['X-Amz-Date', signed['x-amz-date']], ['Authorization', signed.authorization]);
+  }
+  d.headers.push(['Content-Length', String(d.body.length)]);
+  run('auth');
+  run('tamper');
+  run('header');
+  run('framing');
+  d.bytes = serialize(d);
+  run('raw');
+  return {
+    index,
+    bytes: d.bytes,
+    last: d.last,
+    authBroken: d.authBroken,
+    method: d.bytes.subarray(0, Math.max(0, d.bytes.indexOf(0x20))).toString('latin1'),
+    api,
+    mutators: chosen.map((m) => m.name),
+    ...(api === 'decrypt' ? { plaintext: sealed.plaintext } : {}),
+  };
+}
