@@ -3,24 +3,16 @@
 // other instance within seconds (no restart), the old ones keep working until retired, a retired
 // one is refused (401), the last one cannot be retired; the file stays 0600; the audit trail has it.
 import t from 'tap';
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
-import { promisify } from 'node:util';
 import { parse } from 'yaml';
-import { startDemo, stopAndRemove, xksCommand, type RunningDemo } from '../helpers/demo.js';
-import { runLoad, summarize, type LoadReport } from '../helpers/load.js';
+import { startDemo, stopAndRemove, type RunningDemo } from '../helpers/demo.js';
+import { settled, sleep, WARM_UP_MS, within, xks as xksAs } from '../helpers/operator.js';
+import { runLoad, type LoadReport } from '../helpers/load.js';
 import { XksClient } from '../helpers/xks-client.js';
 
-const run = promisify(execFile);
-const xks = (args: string[]) =>
-  run(...xksCommand(args), { env: { ...process.env, SUDO_USER: 'bob' } }).then(
-    (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
-    (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
-  );
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const WARM_UP_MS = 1500;
 
+const xks = (args: string[]) => xksAs(args, 'bob');
 let d: RunningDemo;
 let client: XksClient;
 t.before(async () => {
@@ -35,14 +27,6 @@ t.teardown(async () => {
 type Cred = { accessKeyId: string; secretAccessKey: string };
 const health = (credential: Cred, endpoint?: string) =>
   client.call('/health', { requestMetadata: { kmsRequestId: randomUUID(), kmsOperation: 'KmsHealthCheck' } }, { credential, ...(endpoint ? { endpoint } : {}) });
-async function within(limit: number, check: () => Promise<boolean>): Promise<number> {
-  const start = performance.now();
-  while (performance.now() - start < limit) {
-    if (await check()) return performance.now() - start;
-    await sleep(100);
-  }
-  return Infinity;
-}
 
 t.test('rotation under load: add, both work, retire, last one kept', async (t) => {
   const cfg = d.demo.configFile;
@@ -80,9 +64,9 @@ t.test('rotation under load: add, both work, retire, last one kept', async (t) =
   t.ok((await within(5000, async () => (await health(gone, other)).status === 401)) < 5000, 'on the other instance too');
   t.equal((await health(cred, other)).status, 200, 'the new one keeps working');
   const report = await load;
-  const settled = summarize(report.samples.filter((s) => s.at >= WARM_UP_MS));
-  if (settled.failed) console.error(d.output().split('\n').filter((l) => /"level":[456]0|credential/.test(l) && !/"component":"request"/.test(l)).join('\n'));
-  t.equal(settled.failed, 0, `load on the first credential through the rotation: ${settled.sent} requests, none failed ${JSON.stringify(settled.samples.filter((s) => s.status !== 200).slice(0, 3))}`);
+  const after = settled(report);
+  if (after.failed) console.error(d.output().split('\n').filter((l) => /"level":[456]0|credential/.test(l) && !/"component":"request"/.test(l)).join('\n'));
+  t.equal(after.failed, 0, `load on the first credential through the rotation: ${after.sent} requests, none failed ${JSON.stringify(after.samples.filter((s) => s.status !== 200).slice(0, 3))}`);
 
   // Down to one: that one stays.
   const ids = (JSON.parse((await xks(['creds', 'list', '--config', cfg, '--store', 'demo', '--json'])).stdout) as typeof list).credentials.map((c) => c.accessKeyId);

@@ -4,26 +4,16 @@
 // says DISABLED (key) or InvalidStateException (store, all), health checks keep answering; a block
 // survives a restart; each block and unblock is an audit record with who and why.
 import t from 'tap';
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { promisify } from 'node:util';
-import { startDemo, stopAndRemove, xksCommand, type RunningDemo } from '../helpers/demo.js';
-import { runLoad, summarize, type LoadReport } from '../helpers/load.js';
+import { startDemo, stopAndRemove, type RunningDemo } from '../helpers/demo.js';
+import { settled, sleep, WARM_UP_MS, within, xks as xksAs } from '../helpers/operator.js';
+import { runLoad, type LoadReport } from '../helpers/load.js';
 import { signXksRequest } from '../helpers/sign.js';
 import { b64, meta, request, XksClient } from '../helpers/xks-client.js';
 
-const run = promisify(execFile);
-const xks = (args: string[]) =>
-  run(...xksCommand(args), { env: { ...process.env, SUDO_USER: 'alice' } }).then(
-    (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
-    (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
-  );
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const WARM_UP_MS = 1500;
-/** The samples from when the changes began (the first second opens the load's connections). */
-const settled = (r: LoadReport) => summarize(r.samples.filter((s) => s.at >= WARM_UP_MS));
 
+const xks = (args: string[]) => xksAs(args, 'alice');
 let d: RunningDemo;
 let client: XksClient;
 t.before(async () => {
@@ -42,15 +32,6 @@ const metadata = (key: string) => client.call(`/keys/${key}/metadata`, meta({ km
 const health = () => client.call('/health', { requestMetadata: { kmsRequestId: randomUUID(), kmsOperation: 'KmsHealthCheck' } });
 const lbHealth = async () => (await request(d.demo.healthzUrl, { method: 'GET', headers: {}, ca: client.ca })).status;
 
-/** ms until `check` holds, polling every 50 ms, up to `limit`. */
-async function within(limit: number, check: () => Promise<boolean>): Promise<number> {
-  const start = performance.now();
-  while (performance.now() - start < limit) {
-    if (await check()) return performance.now() - start;
-    await sleep(50);
-  }
-  return Infinity;
-}
 const blockedOn = (key: string, endpoint?: string) => async () => (await encrypt(key, endpoint)).json?.errorName === 'InvalidStateException';
 const servesOn = (key: string, endpoint?: string) => async () => (await encrypt(key, endpoint)).status === 200;
 

@@ -2,29 +2,19 @@
 // that adds a key store and a key; HSM nodes removed and added; a broken file and a restart-only
 // change refused with the old configuration serving; SIGHUP.
 import t from 'tap';
-import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { parse, stringify } from 'yaml';
 import { randomBytes } from 'node:crypto';
 import { newCredential } from '../../appliance/demo/provision.js';
 import { provisionToken } from '../../appliance/demo/tokens.js';
-import { startDemo, stopAndRemove, xksCommand, type RunningDemo } from '../helpers/demo.js';
-import { runLoad, summarize, type LoadReport } from '../helpers/load.js';
+import { startDemo, stopAndRemove, type RunningDemo } from '../helpers/demo.js';
+import { settled, sleep, WARM_UP_MS, xks as xksAs } from '../helpers/operator.js';
+import { runLoad, type LoadReport } from '../helpers/load.js';
 import { b64, meta, XksClient } from '../helpers/xks-client.js';
 
-const run = promisify(execFile);
-const xks = (args: string[]) =>
-  run(...xksCommand(args)).then(
-    (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
-    (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
-  );
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const WARM_UP_MS = 1500;
-/** The samples from when the changes began. */
-const settled = (r: LoadReport) => summarize(r.samples.filter((s) => s.at >= WARM_UP_MS));
 
+const xks = (args: string[]) => xksAs(args);
 let d: RunningDemo;
 let client: XksClient;
 t.before(async () => {
