@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { parse } from 'yaml';
 import { startDemo, stopAndRemove, type RunningDemo } from '../helpers/demo.js';
-import { settled, sleep, WARM_UP_MS, within, xks as xksAs } from '../helpers/operator.js';
+import { settled, sleep, WARM_UP_MS, widenRequestBudget, within, xks as xksAs } from '../helpers/operator.js';
 import { runLoad, type LoadReport } from '../helpers/load.js';
 import { XksClient } from '../helpers/xks-client.js';
 
@@ -18,6 +18,7 @@ let client: XksClient;
 t.before(async () => {
   d = await startDemo([], { instances: 2 });
   client = new XksClient(d.demo);
+  await widenRequestBudget(d.demo.instances.map((i) => i.configFile));
 });
 t.teardown(async () => {
   client?.close();

@@ -7,7 +7,7 @@ import t from 'tap';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { startDemo, stopAndRemove, type RunningDemo } from '../helpers/demo.js';
-import { settled, sleep, WARM_UP_MS, within, xks as xksAs } from '../helpers/operator.js';
+import { settled, sleep, WARM_UP_MS, widenRequestBudget, within, xks as xksAs } from '../helpers/operator.js';
 import { runLoad, type LoadReport } from '../helpers/load.js';
 import { signXksRequest } from '../helpers/sign.js';
 import { b64, meta, request, XksClient } from '../helpers/xks-client.js';
@@ -19,6 +19,7 @@ let client: XksClient;
 t.before(async () => {
   d = await startDemo([], { instances: 2 });
   client = new XksClient(d.demo);
+  await widenRequestBudget(d.demo.instances.map((i) => i.configFile));
 });
 t.teardown(async () => {
   client?.close();

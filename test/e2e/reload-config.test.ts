@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { newCredential } from '../../appliance/demo/provision.js';
 import { provisionToken } from '../../appliance/demo/tokens.js';
 import { startDemo, stopAndRemove, type RunningDemo } from '../helpers/demo.js';
-import { settled, sleep, WARM_UP_MS, xks as xksAs } from '../helpers/operator.js';
+import { settled, sleep, WARM_UP_MS, widenRequestBudget, xks as xksAs } from '../helpers/operator.js';
 import { runLoad, type LoadReport } from '../helpers/load.js';
 import { b64, meta, XksClient } from '../helpers/xks-client.js';
 
@@ -20,6 +20,7 @@ let client: XksClient;
 t.before(async () => {
   d = await startDemo(['--nodes', '3']);
   client = new XksClient(d.demo);
+  await widenRequestBudget([d.demo.configFile]);
 });
 t.teardown(async () => {
   client?.close();

@@ -1,7 +1,9 @@
 // Operator commands against a running demo, as a person at the shell runs them, and the timing
 // helpers the day-2 tests share (changes begin once the load's connections are open).
 import { execFile } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
+import { parse, stringify } from 'yaml';
 import { xksCommand } from './demo.js';
 import { summarize, type LoadReport } from './load.js';
 
@@ -37,4 +39,18 @@ export async function within(limit: number, check: () => Promise<boolean>, every
     await sleep(everyMs);
   }
   return Infinity;
+}
+
+/**
+ * These tests check what the operator commands do, not latency: a wider request budget (a live
+ * reload) keeps a busy test machine's stalls from turning into 503s that would hide a real failure.
+ */
+export async function widenRequestBudget(configFiles: readonly string[], ms = 2000): Promise<void> {
+  for (const file of configFiles) {
+    const doc = parse(readFileSync(file, 'utf8')) as { hsm: { requestBudgetMs?: number } };
+    doc.hsm.requestBudgetMs = ms;
+    writeFileSync(file, stringify(doc), { mode: 0o600 });
+    const r = await xks(['reload', '--config', file]);
+    if (r.code !== 0) throw new Error(`reload of ${file} failed: ${r.stderr}`);
+  }
 }
