@@ -106,6 +106,11 @@ export function startFailure(err: unknown): unknown {
   return err;
 }
 
+/** Every key label the key stores name: the cluster checks each on every node. */
+export function configuredLabels(config: Config): string[] {
+  return config.keyStores.flatMap((s) => s.keys.map((k) => k.label));
+}
+
 /** Audit forwarding: the collector's trouble is logged (once per outage) and counted, never fatal. */
 function startSyslog(cfg: NonNullable<NonNullable<Config['audit']>['syslog']>, metrics: Metrics, logger: Logger): SyslogForwarder {
   let failing = false;
@@ -167,6 +172,7 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
     for (const c of closers.reverse()) await c().catch(() => undefined);
   };
   try {
+    await hsm.setKeyLabels(configuredLabels(config));
     await hsm.start().catch((err: unknown) => {
       throw startFailure(err);
     });
@@ -280,6 +286,8 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
       }
       change.commit();
       runtime = nextRuntime;
+      // Keys the new file names are checked on every node too (in the background: it reports, it does not refuse).
+      hsm.setKeyLabels(configuredLabels(next)).catch((err: Error) => logger.error({ err: err.message }, 'HSM key check failed'));
       certificate = nextCert;
       credentials = nextCredentials;
       seenStamp = credentialStamp();

@@ -35,22 +35,37 @@ export class KeyDirectory {
   }
 }
 
-/** Usages the key really has: the configuration's, where the token allows them too. */
+/** ENCRYPT and DECRYPT are AES-GCM here: only an AES secret key can do them, whatever its flags say. */
+function isAes(info: KeyInfo): boolean {
+  return info.objectClass === 'SECRET_KEY' && info.keyType === 'AES';
+}
+
+/** ENCRYPT/DECRYPT the key really can do: the configuration's, where the token allows them too. */
 export function effectiveUsage(key: KeyConfig, info: KeyInfo): KeyUsage[] {
+  if (!isAes(info)) return [];
   return key.usage.filter((u) => (u === 'ENCRYPT' ? info.encrypt : info.decrypt));
 }
 
-export function isAes256(info: KeyInfo): boolean {
-  return info.keyType === 'AES' && info.valueLen === 32;
+/**
+ * keyUsage as GetKeyMetadata reports it (K3): for an AES key, the XKS usages above; for any other
+ * key (RSA, EC, HMAC), which can do neither, what the object allows instead (SIGN, VERIFY, WRAP,
+ * UNWRAP, DERIVE), so it is described truthfully and never as ENCRYPT/DECRYPT.
+ */
+export function reportedUsage(key: KeyConfig, info: KeyInfo): string[] {
+  return isAes(info) ? effectiveUsage(key, info) : info.otherUsage.slice(0, 10);
 }
 
-/** keySpec as the spec names it; anything else is reported as what it is (K5). */
+export function isAes256(info: KeyInfo): boolean {
+  return isAes(info) && info.valueLen === 32;
+}
+
+/** keySpec as the spec names it (AES_256); anything else is reported as what it is (K5). */
 export function keySpecOf(info: KeyInfo): string {
-  return info.keyType === 'AES' && info.valueLen > 0 ? `AES_${info.valueLen * 8}` : info.keyType;
+  return info.keySpec;
 }
 
 export function requireUsage(key: KeyConfig, info: KeyInfo, needed: readonly KeyUsage[]): void {
-  if (!isAes256(info)) throw new XksError('InvalidKeyUsageException', 'The external key is not an AES-256 key');
+  if (!isAes256(info)) throw new XksError('InvalidKeyUsageException', `The external key is ${info.keySpec}, not an AES_256 key`);
   const have = effectiveUsage(key, info);
   for (const u of needed) {
     if (!have.includes(u)) throw new XksError('InvalidKeyUsageException', `The external key does not allow ${u}`);

@@ -272,9 +272,17 @@ export const configSchema = z
         // and restarted: long enough that a passing stall only takes it out of rotation.
         hangKillAfterMs: ms(100, 600_000).default(10_000),
         healthKeyLabel: z.string().min(1).default('xks-health-test'),
+        // The proxy starts once this many nodes log in; the others are retried in the background
+        // (a node whose PIN is refused is not: retries could lock the token).
+        minNodesAtStart: z.number().int().min(1).max(10).default(1),
+        // vendor: the HSMs replicate keys themselves (Luna HA group, nShield Security World,
+        // CloudHSM cluster): `xks keys create` makes the key once. proxy: independent tokens,
+        // `xks keys create` puts the same material on every node.
+        replication: z.enum(['vendor', 'proxy']).default('proxy'),
         nodes: z.array(hsmNode).min(1, 'configure at least one HSM node').max(10, 'GetHealthStatus reports at most 10 nodes'),
       })
-      .strict(),
+      .strict()
+      .refine((h) => h.minNodesAtStart <= h.nodes.length, { message: 'minNodesAtStart is more than the number of nodes', path: ['minNodesAtStart'] }),
     keyStores: z.array(keyStore).min(1, 'configure at least one key store'),
     /** Every instance configured to serve: xksProxyFleetSize, the HAProxy servers, `status --fleet`. */
     fleet: z

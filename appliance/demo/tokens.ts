@@ -8,6 +8,7 @@ import { pathToFileURL } from 'node:url';
 import { compiledEntry } from '../../xks/hsm/package-root.js';
 import { CKU_SO, Pkcs11AdminModule } from '../../xks/hsm/admin/token-admin.js';
 import { TokenNotFoundError } from '../../xks/hsm/child/pkcs11.js';
+import { findKeyObject } from '../../xks/hsm/child/key-object.js';
 
 export interface TokenKey {
   label: string;
@@ -15,8 +16,11 @@ export interface TokenKey {
   material: Buffer;
   encrypt: boolean;
   decrypt: boolean;
-  /** Default 'AES'; 'GENERIC_SECRET' makes a key the appliance must refuse to use. */
-  keyType?: 'AES' | 'GENERIC_SECRET';
+  /**
+   * Default 'AES'; 'GENERIC_SECRET' makes a key the appliance must refuse to use; 'RSA' and 'EC'
+   * generate a key pair on the token (material, encrypt and decrypt are ignored).
+   */
+  keyType?: 'AES' | 'GENERIC_SECRET' | 'RSA' | 'EC';
 }
 
 export interface ProvisionOptions {
@@ -93,7 +97,10 @@ function provisionHere(opts: ProvisionOptions): void {
     const session = mod.openSession(slot, true);
     mod.login(session, opts.userPin);
     for (const k of opts.keys) {
-      if (!mod.findSecretKey(session, k.label)) mod.importSecretKey(session, { ...k, keyType: k.keyType ?? 'AES' });
+      const keyType = k.keyType ?? 'AES';
+      if (keyType === 'RSA' || keyType === 'EC') {
+        if (findKeyObject(mod, session, k.label) === null) mod.generateKeyPair(session, { label: k.label, keyType });
+      } else if (!mod.findSecretKey(session, k.label)) mod.importSecretKey(session, { ...k, keyType });
     }
     mod.closeSession(session);
   } finally {

@@ -61,7 +61,7 @@ const certificate: DoctorCheck = {
     const state = certificateState(c, report);
     // As the service treats them: errors refuse in production and only warn in the demo.
     const error = c.mode === 'production' ? fail : warn;
-    const out: CheckResult[] = report.problems.map((p) => (p.severity === 'error' ? error : warn)('certificate', `[${p.code}] ${p.message}`, 'see the message'));
+    const out: CheckResult[] = report.problems.map((p) => (p.severity === 'error' ? error : warn)('certificate', `[${p.code}] ${p.message}`, 'xks cert check shows the chain; a new one: xks cert csr → your CA → xks cert install'));
     if (state.staging) out.push(warn('certificate', STAGING_WARNING, 'install a certificate from a CA that KMS trusts (xks cert roots)'));
     if (report.ok) out.unshift(ok('certificate', `${report.subject}, ${report.daysToExpire} days left, chain ends at ${state.anchor}`));
     return out;

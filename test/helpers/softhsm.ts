@@ -24,6 +24,18 @@ export const LABELS = {
   generic: 'k-generic',
 } as const;
 
+/** The hsm section of the test nodes: short deadlines, quick probes. */
+const HSM_DEFAULTS: Omit<HsmConfig, 'nodes'> = {
+  vendor: 'SoftHSM',
+  callTimeoutMs: 100,
+  requestBudgetMs: 200,
+  probeIntervalMs: 500,
+  hangKillAfterMs: 300,
+  healthKeyLabel: LABELS.health,
+  minNodesAtStart: 1,
+  replication: 'proxy',
+};
+
 export interface TestHsm {
   dir: string;
   hsm: HsmConfig;
@@ -85,16 +97,7 @@ export async function makeTestHsm(opts: TestHsmOptions = {}): Promise<TestHsm> {
         };
       }),
     );
-    const hsm: HsmConfig = {
-      vendor: 'SoftHSM',
-      callTimeoutMs: 100,
-      requestBudgetMs: 200,
-      probeIntervalMs: 500,
-      hangKillAfterMs: 300,
-      healthKeyLabel: LABELS.health,
-      ...opts.hsm,
-      nodes,
-    };
+    const hsm: HsmConfig = { ...HSM_DEFAULTS, ...opts.hsm, nodes };
     return { dir, hsm, material, confs, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
@@ -178,4 +181,47 @@ export function healthHistory(cluster: HsmCluster, id: string): NodeHealth[] {
     if (seen.at(-1) !== health) seen.push(health);
   });
   return seen;
+}
+
+/**
+ * Nodes with keys of their own (for split, missing and odd keys): `perNode[i]` is what node i+1
+ * holds besides the health key (same material everywhere). `tokens[i] === false` leaves node i+1's
+ * token uninitialized (a node that cannot start until `initToken(i)` makes it).
+ */
+export async function makeKeyedHsm(
+  perNode: TokenKey[][],
+  opts: { hsm?: Partial<Omit<HsmConfig, 'nodes'>>; tokens?: boolean[] } = {},
+): Promise<TestHsm & { initToken(i: number): Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'xks-keys-'));
+  const health: TokenKey = { label: LABELS.health, material: randomBytes(32), encrypt: true, decrypt: true };
+  const pinFile = join(dir, 'user.pin');
+  writeFileSync(pinFile, `${USER_PIN}\n`, { mode: 0o600 });
+  const confs: string[] = [];
+  const provision = (i: number) =>
+    provisionToken({ module: SOFTHSM_MODULE, env: { SOFTHSM2_CONF: confs[i]! }, tokenLabel: `xks-test-${i + 1}`, soPin: SO_PIN, userPin: USER_PIN, keys: [health, ...perNode[i]!] });
+  const nodes: HsmNodeConfig[] = perNode.map((_, i) => {
+    const nodeDir = join(dir, `node-${i + 1}`);
+    mkdirSync(nodeDir, { mode: 0o700 });
+    confs[i] = writeSoftHsmConf(nodeDir);
+    return {
+      id: `hsm-${i + 1}`,
+      model: 'SoftHSM2',
+      module: SOFTHSM_MODULE,
+      tokenLabel: `xks-test-${i + 1}`,
+      pin: { file: pinFile },
+      ivMode: 'caller',
+      sessions: 2,
+      callMode: 'sync',
+      env: { SOFTHSM2_CONF: confs[i]! },
+    };
+  });
+  try {
+    await Promise.all(perNode.map((_, i) => (opts.tokens?.[i] === false ? undefined : provision(i))));
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+  const hsm: HsmConfig = { ...HSM_DEFAULTS, probeIntervalMs: 300, ...opts.hsm, nodes };
+  const material = Object.fromEntries(perNode.flat().map((k) => [k.label, k.material]));
+  return { dir, hsm, material, confs, initToken: provision, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }

@@ -62,14 +62,14 @@ t.test('no such module, or not a PKCS#11 library', async (t) => {
 
 t.test('health-check key missing or not AES-256', async (t) => {
   t.match(await startFails(t, withNode({}, { healthKeyLabel: 'no-such-key' })), /^HSM node hsm-1: the health-check key "no-such-key" is not on token "xks-test-1"; import an AES-256 key/);
-  t.match(await startFails(t, withNode({}, { healthKeyLabel: LABELS.generic })), /^HSM node hsm-1: the health-check key "k-generic" is not an AES-256 key/);
+  t.match(await startFails(t, withNode({}, { healthKeyLabel: LABELS.generic })), /^HSM node hsm-1: the health-check key "k-generic" is not usable: CKA_KEY_TYPE is GENERIC_SECRET, not AES; import an AES-256 key/);
 });
 
 t.test("ivMode 'hsm' on a module that does not write an IV back is refused", async (t) => {
   t.match(await startFails(t, withNode({ ivMode: 'hsm' })), /^HSM node hsm-1: ivMode is "hsm" but the module left the zero IV unchanged.*set ivMode: caller/);
 });
 
-t.test('one misconfigured node fails the whole start, naming that node; the good one is stopped', async (t) => {
-  const hsm = { ...th.hsm, nodes: [good, { ...second, pin: { file: wrongPinFile } }] };
-  t.match(await startFails(t, hsm), /^HSM node hsm-2: login failed: CKR_PIN_INCORRECT/);
+t.test('fewer nodes than hsm.minNodesAtStart fails the start, naming the bad node; the good one is stopped', async (t) => {
+  const hsm = { ...th.hsm, minNodesAtStart: 2, nodes: [good, { ...second, pin: { file: wrongPinFile } }] };
+  t.match(await startFails(t, hsm), /^1 of 2 HSM nodes started, hsm.minNodesAtStart is 2: HSM node hsm-2: login failed: CKR_PIN_INCORRECT/);
 });

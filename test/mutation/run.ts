@@ -58,7 +58,7 @@ export const BREAKAGES: Breakage[] = [
     claim: 'PROXY protocol: a header is believed only from a trusted proxy',
     file: 'gateway/listener.ts',
     find: 'if (!s.proxyProtocol.enabled || !trustedProxies.has(peer)) {',
-    replace: 'if (!s.proxyProtocol.enabled) {',
+    replace: 'if (!s.proxyProtocol.enabled || !(trustedProxies.has(peer) || true)) {',
     tests: ['test/e2e/security.test.ts'],
   },
   {
@@ -106,7 +106,7 @@ export const BREAKAGES: Breakage[] = [
     claim: 'Connection slots: unauthenticated connections cannot lock KMS out',
     file: 'gateway/listener.ts',
     find: 'const oldest = unauthenticated.values().next().value;',
-    replace: 'const oldest: net.Socket | undefined = undefined;',
+    replace: 'const oldest = unauthenticated.size < 0 ? unauthenticated.values().next().value : undefined;',
     tests: ['test/e2e/security.test.ts'],
   },
   {
@@ -129,8 +129,8 @@ export const BREAKAGES: Breakage[] = [
     name: 'duplicate-labels-accepted',
     claim: 'Keys: one HSM label, one key',
     file: 'appliance/config/load.ts',
-    find: '  checkKeyLabels(config);\n',
-    replace: '',
+    find: '  checkKeyLabels(config);',
+    replace: '  if (config.keyStores.length < 0) checkKeyLabels(config);',
     tests: ['test/unit/config-security.test.ts'],
   },
   {

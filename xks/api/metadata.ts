@@ -1,6 +1,6 @@
 // GetKeyMetadata (spec §2.1): the real key attributes from the token; a disabled key answers 200
 // with keyStatus DISABLED (K4) and KMS refuses it itself.
-import { effectiveUsage, keySpecOf } from '../keys.js';
+import { keySpecOf, reportedUsage } from '../keys.js';
 import { parseRequestMetadata } from '../validate.js';
 import { authorizeRequest, noteMetadata } from './key-request.js';
 import type { XksDeps, XksRequest } from '../context.js';
@@ -13,7 +13,7 @@ export async function getKeyMetadata(req: XksRequest, deps: XksDeps): Promise<ob
   const info = await deps.keys.info(key, req.deadline, true);
   return {
     keySpec: keySpecOf(info),
-    keyUsage: effectiveUsage(key, info),
+    keyUsage: reportedUsage(key, info),
     // A blocked key reports DISABLED, as a disabled one does (K4).
     keyStatus: key.enabled && !deps.blocks.find(req.store.name, key.id) ? 'ENABLED' : 'DISABLED',
   };

@@ -40,6 +40,11 @@ export interface HsmOptions {
   probeIntervalMs: number;
   /** A node process that answers nothing for this long is killed and restarted. */
   hangKillAfterMs: number;
+  /**
+   * Nodes that must log in for start() to succeed (default 1); the others are retried with
+   * back-off in the background, except a node whose PIN was refused (retrying could lock it).
+   */
+  minNodesAtStart?: number;
   /** CKA_LABEL of the AES-256 key the probes use on every node. */
   healthKeyLabel: string;
   nodes: readonly HsmNodeOptions[];

@@ -15,14 +15,24 @@ export type NodeOutcome<T> = { node: string; ok: true; value: T } | { node: stri
 
 export type NodeHealth = 'ACTIVE' | 'DEGRADED' | 'UNAVAILABLE';
 
-/** What the token says about a secret key (CKA_KEY_TYPE, CKA_VALUE_LEN, CKA_ENCRYPT, CKA_DECRYPT). */
+/**
+ * What the token says about the key object under a label (CKA_CLASS, CKA_KEY_TYPE, CKA_VALUE_LEN or
+ * the modulus/curve, CKA_ENCRYPT, CKA_DECRYPT and the other usage attributes). Every object class is
+ * searched: an RSA or EC key under a configured label is reported as what it is, not as missing.
+ */
 export interface KeyInfo {
-  /** 'AES', 'DES3', 'GENERIC_SECRET', … (CKK_* without the prefix). */
+  /** 'SECRET_KEY', 'PRIVATE_KEY' or 'PUBLIC_KEY' (CKO_* without the prefix). */
+  objectClass: string;
+  /** 'AES', 'DES3', 'GENERIC_SECRET', 'RSA', 'EC', … (CKK_* without the prefix). */
   keyType: string;
-  /** CKA_VALUE_LEN in bytes (32 for AES-256); 0 when the token does not say. */
+  /** CKA_VALUE_LEN in bytes (32 for AES-256); 0 when the token does not say (and for RSA/EC). */
   valueLen: number;
+  /** The spec's name where it has one (AES_256, RSA_2048, ECC_NIST_P256, HMAC_256), else the type. */
+  keySpec: string;
   encrypt: boolean;
   decrypt: boolean;
+  /** Other usages the object allows, in the spec's words: SIGN, VERIFY, WRAP, UNWRAP, DERIVE. */
+  otherUsage: string[];
 }
 
 export interface EncryptInput {
@@ -59,6 +69,8 @@ export interface NodeStatus {
   id: string;
   model: string;
   health: NodeHealth;
+  /** Why the node is out or DEGRADED, when it is not for its traffic: a refused PIN, keys it lacks. */
+  detail?: string | undefined;
   /** The OS process holding this node's PKCS#11 sessions, when running. */
   pid: number | undefined;
   /** When the last background probe finished (Date.now()), if any. */
@@ -98,10 +110,50 @@ export interface HsmReconfiguration {
   abort(): Promise<void>;
 }
 
+// The key consistency check (parent/key-check.ts): one truth on every node.
+/** What one node holds under a label, compared with the majority. */
+export type KeyVerdict = 'ok' | 'missing' | 'other-material' | 'other-kind' | 'unknown';
+
+export interface NodeKeyView {
+  node: string;
+  verdict: KeyVerdict;
+  info?: KeyInfo | undefined;
+  /** Why the node is not 'ok', for logs and status. */
+  detail?: string | undefined;
+}
+
+/**
+ * consistent: every node that answered holds the same key; degraded: a majority does, the others
+ * lack it or hold something else; split: no majority; absent: on no node; unchecked: no node answered.
+ */
+export type KeyState = 'consistent' | 'degraded' | 'split' | 'absent' | 'unchecked';
+
+export interface KeyReport {
+  label: string;
+  state: KeyState;
+  nodes: NodeKeyView[];
+  /** Whether the material was compared (an AES key allowing encrypt and decrypt on the nodes). */
+  materialChecked: boolean;
+  /** One line naming the label and the nodes: empty when consistent. */
+  message: string;
+}
+
+export interface StartOptions {
+  /** false: start although a key is split with no majority (xks keys verify reports it). */
+  refuseSplit?: boolean;
+}
+
 export interface HsmCluster {
-  /** Spawn the node processes; resolves once every node was probed once. Rejects with a one-line,
-   * operator-readable Error when the configuration cannot work (no module, no token, wrong PIN). */
-  start(): Promise<void>;
+  /**
+   * Spawn the node processes; resolves once hsm.minNodesAtStart nodes logged in and the keys were
+   * checked. Rejects with a one-line, operator-readable Error when the configuration cannot work
+   * (too few nodes: no module, no token, wrong PIN; a key split with no majority).
+   */
+  start(opts?: StartOptions): Promise<void>;
+  /** The labels whose keys are checked on every node; call before start() and after a reload. */
+  setKeyLabels(labels: readonly string[]): Promise<void>;
+  /** The last consistency check of every configured key, with each node's view. */
+  keyReports(): KeyReport[];
   /** `deadline` is an absolute performance.now() time: answer or throw before it. */
   keyInfo(label: string, deadline: number): Promise<(KeyInfo & { node: string }) | null>;
   encrypt(input: EncryptInput, deadline: number): Promise<EncryptOutput>;

@@ -1,7 +1,9 @@
 // The compact binary framing of calls and replies between the cluster and a node process (the hot
 // path; start-up and fatal messages stay plain objects). V8-serializing a nested object per call
-// cost more CPU than the IPC write itself; here a call is one Buffer of length-prefixed fields, and
-// the frames of one event-loop turn go out as one IPC message (FrameBatch).
+// cost more CPU than the IPC write itself; here a call is one Buffer of length-prefixed fields.
+// Each call and reply is sent at once: holding the frames of an event-loop turn to send them as one
+// message saved a write but cost the overlap of the two processes' work, and on a busy 2-core
+// machine requests piled up into 429s. A message may still carry several frames.
 //
 // Call:        u8 KIND_CALL, u32 id, f64 expiresAt, u8 op, op fields
 // Reply, ok:   u8 KIND_OK,   u32 id, u8 op, value fields
@@ -205,7 +207,7 @@ export function encodeReply(op: OpName, reply: CallReply): Buffer {
     case 'keyInfo': {
       const v = reply.value as OpResults['keyInfo'];
       w.u8(v ? 1 : 0);
-      if (v) w.str(v.keyType).u32(v.valueLen).u8((v.encrypt ? 1 : 0) | (v.decrypt ? 2 : 0));
+      if (v) w.str(v.keyType).u32(v.valueLen).u8((v.encrypt ? 1 : 0) | (v.decrypt ? 2 : 0)).str(v.objectClass).str(v.keySpec).str(v.otherUsage.join(','));
       break;
     }
     case 'encrypt': {
@@ -241,7 +243,10 @@ function readValue(r: Reader, op: OpName): unknown {
       const keyType = r.str();
       const valueLen = r.u32();
       const flags = r.u8();
-      return { keyType, valueLen, encrypt: (flags & 1) !== 0, decrypt: (flags & 2) !== 0 } satisfies KeyInfo;
+      const objectClass = r.str();
+      const keySpec = r.str();
+      const other = r.str();
+      return { objectClass, keyType, valueLen, keySpec, encrypt: (flags & 1) !== 0, decrypt: (flags & 2) !== 0, otherUsage: other ? other.split(',') : [] } satisfies KeyInfo;
     }
     case 'encrypt': {
       const iv = r.bytes();
@@ -282,37 +287,4 @@ export function decodeReplies(msg: Uint8Array): CallReply[] {
     }
   }
   return out;
-}
-
-/**
- * Frames queued during one event-loop turn, sent as one IPC message from setImmediate: the calls
- * (or replies) of every request that arrived in one poll phase cost one write and one wake-up.
- */
-export class FrameBatch {
-  private frames: Buffer[] = [];
-  private scheduled = false;
-
-  constructor(private readonly send: (msg: Buffer, then?: () => void) => void) {}
-
-  push(frame: Buffer): void {
-    this.frames.push(frame);
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(() => this.flush());
-    }
-  }
-
-  /** Send what is queued now; `then` runs once it was written. */
-  flush(then?: () => void): void {
-    this.scheduled = false;
-    const frames = this.frames;
-    this.frames = [];
-    if (frames.length === 0) return then?.();
-    this.send(frames.length === 1 ? frames[0]! : Buffer.concat(frames), then);
-  }
-
-  /** Forget what is queued (its channel is gone). */
-  clear(): void {
-    this.frames = [];
-  }
 }

@@ -21,6 +21,24 @@ export class Pkcs11AdminModule extends Pkcs11Module {
     call('C_InitPIN', 'other', () => this.lib.C_InitPIN(session, pin));
   }
 
+  /**
+   * Generates an RSA-2048 or EC P-256 key pair under one label (both objects): what an operator
+   * might put under a configured label by mistake; the appliance must report it as what it is.
+   */
+  generateKeyPair(session: Handle, k: { label: string; keyType: 'RSA' | 'EC' }): void {
+    const common = [
+      { type: pkcs11js.CKA_TOKEN, value: true },
+      { type: pkcs11js.CKA_LABEL, value: k.label },
+    ];
+    const rsa = k.keyType === 'RSA';
+    const mechanism: pkcs11js.Mechanism = { mechanism: rsa ? pkcs11js.CKM_RSA_PKCS_KEY_PAIR_GEN : pkcs11js.CKM_EC_KEY_PAIR_GEN };
+    const pub = rsa
+      ? [...common, { type: pkcs11js.CKA_MODULUS_BITS, value: 2048 }, { type: pkcs11js.CKA_PUBLIC_EXPONENT, value: Buffer.from([1, 0, 1]) }, { type: pkcs11js.CKA_VERIFY, value: true }]
+      : [...common, { type: pkcs11js.CKA_EC_PARAMS, value: Buffer.from('06082a8648ce3d030107', 'hex') }, { type: pkcs11js.CKA_VERIFY, value: true }];
+    const priv = [...common, { type: pkcs11js.CKA_PRIVATE, value: true }, { type: pkcs11js.CKA_SENSITIVE, value: true }, { type: pkcs11js.CKA_SIGN, value: true }];
+    call('C_GenerateKeyPair', 'other', () => this.lib.C_GenerateKeyPair(session, mechanism, pub, priv));
+  }
+
   /** Imports a secret key as a sensitive, non-extractable token object. */
   importSecretKey(
     session: Handle,

@@ -5,7 +5,7 @@
 import { KeyMissingError, NodeService, FatalInitError } from './node-service.js';
 import { Pkcs11CallError } from './pkcs11.js';
 import type { CallReply, CallRequest, ChildMessage, InitMessage, WireError } from '../protocol.js';
-import { decodeCalls, encodeReply, FrameBatch, isFrames } from '../wire.js';
+import { decodeCalls, encodeReply, isFrames } from '../wire.js';
 import { ExpiredError } from './session-pool.js';
 
 let service: NodeService | undefined;
@@ -15,9 +15,6 @@ function send(msg: ChildMessage | Buffer, then?: () => void): void {
   if (!process.connected) return;
   process.send!(msg, undefined, undefined, () => then?.());
 }
-
-/** Replies of this event-loop turn, sent as one message. */
-const outbox = new FrameBatch(send);
 
 async function init(msg: InitMessage): Promise<void> {
   nodeId = msg.node.id;
@@ -43,9 +40,8 @@ async function handle(req: CallRequest): Promise<void> {
     if (err instanceof ExpiredError) return;
     reply = { t: 'res', id: req.id, ok: false, error: toWire(err) };
   }
-  outbox.push(encodeReply(req.call.op, reply));
   // Freezing blocks the event loop the way SIGSTOP would; acknowledge the request first.
-  if (service.currentFault.kind === 'freeze') outbox.flush(freeze);
+  send(encodeReply(req.call.op, reply), service.currentFault.kind === 'freeze' ? freeze : undefined);
 }
 
 function toWire(err: unknown): WireError {

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import type { HsmNodeOptions } from '../options.js';
 import { computeCdiv } from './cdiv.js';
+import { findKeyObject } from './key-object.js';
 import { ckrCode } from './ckr.js';
 import { IvNotReturnedError, Pkcs11CallError, TokenNotFoundError, type Handle } from './pkcs11.js';
 import { Pkcs11StateModule } from './state-objects.js';
@@ -111,7 +112,7 @@ export class NodeService {
 
   private keyInfo(label: string, expiresAt: number): Promise<KeyInfo | null> {
     return this.session(expiresAt, 'other', async (s) => {
-      const key = this.pool.key(s, label);
+      const key = findKeyObject(this.mod, s.handle, label);
       return key ? this.mod.keyInfo(s.handle, key) : null;
     });
   }
@@ -159,9 +160,14 @@ export class NodeService {
     const where = this.cfg.tokenLabel ? `token "${this.cfg.tokenLabel}"` : `slot ${this.cfg.slot}`;
     const fix = 'import an AES-256 key with that CKA_LABEL allowing encrypt and decrypt (hsm.healthKeyLabel)';
     if (!info) throw new FatalInitError(`the health-check key "${this.healthKeyLabel}" is not on ${where}; ${fix}`);
-    if (info.keyType !== 'AES' || info.valueLen !== 32 || !info.encrypt || !info.decrypt) {
-      throw new FatalInitError(`the health-check key "${this.healthKeyLabel}" is not an AES-256 key allowing encrypt and decrypt; ${fix}`);
-    }
+    const wrong = [
+      info.objectClass !== 'SECRET_KEY' && `it is a ${info.objectClass} (CKA_CLASS), not a SECRET_KEY`,
+      info.keyType !== 'AES' && `CKA_KEY_TYPE is ${info.keyType}, not AES`,
+      info.keyType === 'AES' && info.valueLen !== 32 && `CKA_VALUE_LEN is ${info.valueLen}, not 32 (a key cut short on import?)`,
+      !info.encrypt && 'CKA_ENCRYPT is false',
+      !info.decrypt && 'CKA_DECRYPT is false',
+    ].filter(Boolean);
+    if (wrong.length) throw new FatalInitError(`the health-check key "${this.healthKeyLabel}" is not usable: ${wrong.join('; ')}; ${fix}`);
   }
 
   /** Runs one operation in a pooled session, with the injected fault applied like a module error. */
@@ -174,8 +180,10 @@ export class NodeService {
 
   private keyFor(s: PooledSession, label: string): Handle {
     const key = this.pool.key(s, label);
-    if (!key) throw new KeyMissingError(`no secret key labelled "${label}" on this node`);
-    return key;
+    if (key) return key;
+    // An RSA/EC key under the label is there, but cannot do AES-GCM: a usage answer, not a miss.
+    if (findKeyObject(this.mod, s.handle, label)) throw new Pkcs11CallError('key-usage', 'C_FindObjects', undefined, `the key labelled "${label}" is not a secret key`);
+    throw new KeyMissingError(`no key labelled "${label}" on this node`);
   }
 }
 

@@ -7,7 +7,8 @@ import { endianness } from 'node:os';
 import type { CallMode, IvMode } from '../options.js';
 import type { KeyInfo } from '../types.js';
 import type { FailureClass } from '../protocol.js';
-import { ckkName, ckrName, classify, type Operation } from './ckr.js';
+import { ckrName, classify, type Operation } from './ckr.js';
+import { describeKey } from './key-object.js';
 
 export type Handle = Buffer;
 export type { CallMode, IvMode } from '../options.js';
@@ -173,46 +174,48 @@ export class Pkcs11Module {
 
   /** Finds the secret key with this CKA_LABEL; null when absent. Two matches are a configuration error. */
   findSecretKey(session: Handle, label: string): Handle | null {
-    const template = [
+    const found = this.findObjects(session, [
       { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
       { type: pkcs11js.CKA_LABEL, value: label },
-    ];
-    call('C_FindObjectsInit', 'other', () => this.lib.C_FindObjectsInit(session, template));
-    let found: Handle[];
-    try {
-      found = call('C_FindObjects', 'other', () => this.lib.C_FindObjects(session, 2));
-    } finally {
-      // Always: SoftHSM2 answers CKR_OPERATION_ACTIVE to the next search otherwise.
-      call('C_FindObjectsFinal', 'other', () => this.lib.C_FindObjectsFinal(session));
-    }
+    ], 2);
     if (found.length > 1) throw internal('C_FindObjects', `more than one secret key is labelled "${label}"`);
     return found[0] ?? null;
   }
 
-  keyInfo(session: Handle, key: Handle): KeyInfo {
-    const attrs = call('C_GetAttributeValue', 'other', () =>
-      this.lib.C_GetAttributeValue(session, key, [
-        { type: pkcs11js.CKA_KEY_TYPE },
-        { type: pkcs11js.CKA_ENCRYPT },
-        { type: pkcs11js.CKA_DECRYPT },
-      ]),
-    );
-    const keyType = readUlong(attrs[0]?.value as Buffer | undefined);
-    let valueLen = 0;
+  /** Up to `max` objects matching the template. */
+  findObjects(session: Handle, template: pkcs11js.Template, max: number): Handle[] {
+    call('C_FindObjectsInit', 'other', () => this.lib.C_FindObjectsInit(session, template));
     try {
-      // Not every key type has CKA_VALUE_LEN (DES3 does not): 0 means "the token does not say".
-      const [len] = this.lib.C_GetAttributeValue(session, key, [{ type: pkcs11js.CKA_VALUE_LEN }]);
-      valueLen = readUlong(len?.value as Buffer | undefined);
+      return call('C_FindObjects', 'other', () => this.lib.C_FindObjects(session, max));
+    } finally {
+      // Always: SoftHSM2 answers CKR_OPERATION_ACTIVE to the next search otherwise.
+      call('C_FindObjectsFinal', 'other', () => this.lib.C_FindObjectsFinal(session));
+    }
+  }
+
+  /** One attribute's raw value; undefined when the object has no such attribute. */
+  attribute(session: Handle, object: Handle, type: number): Buffer | undefined {
+    try {
+      const [attr] = this.lib.C_GetAttributeValue(session, object, [{ type }]);
+      return attr?.value as Buffer | undefined;
     } catch (err) {
       const e = wrap(err, 'C_GetAttributeValue', 'other');
-      if (e.ckr !== 'CKR_ATTRIBUTE_TYPE_INVALID') throw e;
+      if (e.ckr === 'CKR_ATTRIBUTE_TYPE_INVALID' || e.ckr === 'CKR_ATTRIBUTE_SENSITIVE') return undefined;
+      throw e;
     }
-    return {
-      keyType: ckkName(keyType),
-      valueLen,
-      encrypt: readBool(attrs[1]?.value as Buffer | undefined),
-      decrypt: readBool(attrs[2]?.value as Buffer | undefined),
-    };
+  }
+
+  ulong(session: Handle, object: Handle, type: number): number {
+    return readUlong(this.attribute(session, object, type));
+  }
+
+  bool(session: Handle, object: Handle, type: number): boolean {
+    return readBool(this.attribute(session, object, type));
+  }
+
+  /** What the token says about one key object (see KeyInfo): every class, truthfully. */
+  keyInfo(session: Handle, key: Handle): KeyInfo {
+    return describeKey(this, session, key);
   }
 
   /**

@@ -11,8 +11,9 @@ import { takePinVariables, type PinVariable } from './pin-env.js';
 import { NodeCallError, type CallFailure } from './ipc-client.js';
 import { NodeClient } from './node-client.js';
 import { NodeHealthTracker } from './node-health.js';
+import { checkKey } from './key-check.js';
 import type { NodeCall, OpName, OpResults } from '../protocol.js';
-import type { DecryptInput, DecryptOutput, EncryptInput, EncryptOutput, Fault, HsmCluster, HsmEvent, HsmReconfiguration, KeyInfo, NodeHealth, NodeOutcome, NodeStatus, StateObject } from '../types.js';
+import type { DecryptInput, DecryptOutput, EncryptInput, EncryptOutput, Fault, HsmCluster, HsmEvent, HsmReconfiguration, KeyInfo, KeyReport, KeyVerdict, NodeHealth, NodeOutcome, NodeStatus, StartOptions, StateObject } from '../types.js';
 
 /** Calls in flight per node before new requests are refused (429) rather than queued. */
 const IN_FLIGHT_PER_SESSION = 8;
@@ -23,6 +24,8 @@ const MIN_CALL_MS = 1;
 const START_PROBE_MS = 5000;
 /** How often a node out of rotation is probed, at most. */
 const RECOVERY_PROBE_MS = 200;
+/** A key check is background work: give each of its calls more time than a request gets. */
+const KEY_CHECK_CALL_MS = 2000;
 
 /** Preference between nodes in rotation, on top of their weights. */
 const HEALTH_FACTOR: Record<NodeHealth, number> = { ACTIVE: 4, DEGRADED: 1, UNAVAILABLE: 1 };
@@ -41,6 +44,14 @@ interface Node {
   restarts: number;
   lastProbeAt: number | undefined;
   probeTimer: NodeJS.Timeout | undefined;
+  /**
+   * Its current process passed the key check and was put in rotation. A process that just came up
+   * is used for nothing (not even as a last resort) before that: health and crypto agree on when a
+   * node is back.
+   */
+  admitted: boolean;
+  /** Per configured label: what it holds compared with the majority ('ok' = may serve it). */
+  keys: Map<string, KeyVerdict>;
 }
 
 export function createHsmCluster(hsm: HsmOptions, logger?: Logger): HsmCluster {
@@ -71,6 +82,11 @@ class Cluster implements HsmCluster {
   private rr = 0;
   private started = false;
   private closed = false;
+  /** Configured key labels (the health key too) and their last check. */
+  private labels: string[] = [];
+  private readonly reports = new Map<string, KeyReport>();
+  private keyTimer: NodeJS.Timeout | undefined;
+  private checking: Promise<void> | undefined;
 
   constructor(
     private hsm: HsmOptions,
@@ -79,12 +95,13 @@ class Cluster implements HsmCluster {
     // Before any process starts: each node gets its own PIN variable only (pin-env.ts). Kept by
     // name, so a node a reload adds or changes finds its variable too.
     for (const [id, pin] of takePinVariables(hsm.nodes)) this.pins.set(hsm.nodes.find((n) => n.id === id)!.pin.env!, pin);
-    this.nodes = hsm.nodes.map((cfg) => this.makeNode(cfg, hsm));
+    this.nodes = hsm.nodes.map((cfg) => this.makeNode(cfg, hsm, true));
   }
 
-  private makeNode(cfg: HsmNodeOptions, hsm: HsmOptions): Node {
+  /** retryStart: a node that fails its first start keeps trying (at service start); a reload refuses instead. */
+  private makeNode(cfg: HsmNodeOptions, hsm: HsmOptions, retryStart: boolean): Node {
     const pin = cfg.pin.env === undefined ? undefined : this.pins.get(cfg.pin.env);
-    const client = new NodeClient(cfg, { healthKeyLabel: hsm.healthKeyLabel, callTimeoutMs: hsm.callTimeoutMs, hangKillAfterMs: hsm.hangKillAfterMs, pin, logger: this.logger });
+    const client = new NodeClient(cfg, { healthKeyLabel: hsm.healthKeyLabel, callTimeoutMs: hsm.callTimeoutMs, hangKillAfterMs: hsm.hangKillAfterMs, pin, logger: this.logger, retryStart });
     const node: Node = {
       client,
       cfg,
@@ -94,6 +111,8 @@ class Cluster implements HsmCluster {
       restarts: 0,
       lastProbeAt: undefined,
       probeTimer: undefined,
+      admitted: false,
+      keys: new Map(),
     };
     client.on('up', () => this.onUp(node));
     client.on('down', () => this.onDown(node));
@@ -113,7 +132,7 @@ class Cluster implements HsmCluster {
       const cfg = next.nodes.find((c) => c.id === n.cfg.id);
       if (cfg && sameNode(n.cfg, cfg, before, next)) kept.set(cfg.id, n);
     }
-    const fresh = next.nodes.filter((c) => !kept.has(c.id)).map((cfg) => this.makeNode(cfg, next));
+    const fresh = next.nodes.filter((c) => !kept.has(c.id)).map((cfg) => this.makeNode(cfg, next, false));
     const abort = async () => {
       await Promise.all(fresh.map((n) => n.client.close()));
     };
@@ -132,7 +151,11 @@ class Cluster implements HsmCluster {
         const old = this.nodes;
         this.hsm = next;
         this.nodes = next.nodes.map((c) => kept.get(c.id) ?? fresh.find((n) => n.cfg.id === c.id)!);
-        for (const n of fresh) this.scheduleProbe(n, this.hsm.probeIntervalMs);
+        for (const n of fresh) {
+          this.admit(n);
+          this.scheduleProbe(n, this.hsm.probeIntervalMs);
+        }
+        void this.checkKeys().catch(() => undefined);
         for (const n of old) if (!this.nodes.includes(n)) void this.retire(n);
         this.notify();
       },
@@ -147,22 +170,109 @@ class Cluster implements HsmCluster {
     await node.client.close();
   }
 
-  async start(): Promise<void> {
+  /**
+   * Starts every node; resolves once at least hsm.minNodesAtStart (default 1) logged in and the keys
+   * were checked. The others are retried with back-off in the background, except a node whose PIN
+   * was refused. A key split with no majority refuses the start (unless refuseSplit is false).
+   */
+  async start(opts: StartOptions = {}): Promise<void> {
     const results = await Promise.allSettled(this.nodes.map((n) => n.client.start()));
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) {
+    const failures: string[] = [];
+    let firstFailure: unknown;
+    results.forEach((r, i) => {
+      if (r.status === 'fulfilled') return;
+      const node = this.nodes[i]!;
+      const line = r.reason instanceof Error ? r.reason.message : String(r.reason);
+      firstFailure ??= r.reason;
+      failures.push(line);
+      const retried = !node.client.refusal;
+      this.logger?.error({ node: node.cfg.id, retried }, retried ? `${line} (retrying in the background)` : `${line} (not retried: fix the PIN, then restart the service)`);
+    });
+    const up = this.nodes.filter((n) => n.client.ready);
+    const min = Math.min(this.hsm.minNodesAtStart ?? 1, this.nodes.length);
+    if (up.length < min) {
       await this.close();
-      throw failed.reason;
+      if (up.length === 0 && firstFailure instanceof Error && failures.length === 1) throw firstFailure;
+      const kind = firstFailure instanceof HsmStartError ? firstFailure.kind : 'runtime';
+      throw new HsmStartError(`${up.length} of ${this.nodes.length} HSM nodes started, hsm.minNodesAtStart is ${min}: ${failures.join('; ')}`, kind);
     }
     try {
-      await Promise.all(this.nodes.map((n) => this.firstProbe(n)));
+      await Promise.all(up.map((n) => this.firstProbe(n)));
+      await this.checkKeys();
     } catch (err) {
       await this.close();
       throw err;
     }
+    const split = [...this.reports.values()].filter((r) => r.state === 'split');
+    if (split.length && opts.refuseSplit !== false) {
+      await this.close();
+      throw new HsmStartError(split.map((r) => r.message).join('; '), 'config');
+    }
+    for (const n of up) this.admit(n);
     this.started = true;
-    for (const n of this.nodes) this.scheduleProbe(n, this.hsm.probeIntervalMs);
+    for (const n of up) this.scheduleProbe(n, this.hsm.probeIntervalMs);
+    this.scheduleKeyCheck();
+    // Nodes that came up while the keys were checked.
+    for (const n of this.nodes) if (n.client.ready && !n.admitted) void this.readmit(n);
     this.notify();
+  }
+
+  /** The labels whose keys are checked on every node (the health key is always one). */
+  async setKeyLabels(labels: readonly string[]): Promise<void> {
+    this.labels = [...new Set([this.hsm.healthKeyLabel, ...labels])];
+    for (const label of this.reports.keys()) if (!this.labels.includes(label)) this.reports.delete(label);
+    if (this.started) await this.checkKeys();
+  }
+
+  /** The last check of every configured key, with each node's view. */
+  keyReports(): KeyReport[] {
+    return this.labels.map((l) => this.reports.get(l)).filter((r): r is KeyReport => r !== undefined);
+  }
+
+  /** Runs the key check now (one at a time: a second caller waits for the running one, then runs). */
+  checkKeys(): Promise<void> {
+    const run = async () => {
+      const nodes = this.nodes.filter((n) => n.client.ready);
+      for (const label of this.labels) {
+        if (this.closed) return;
+        const report = await checkKey(label, nodes.map((n) => n.client), Math.max(this.hsm.callTimeoutMs, KEY_CHECK_CALL_MS));
+        this.record(report);
+      }
+    };
+    const next = (this.checking ?? Promise.resolve()).then(run, run);
+    this.checking = next.finally(() => {
+      if (this.checking === next) this.checking = undefined;
+    });
+    return next;
+  }
+
+  /** Keeps each node's verdict (an 'unknown' keeps the last one decided) and logs each change once. */
+  private record(report: KeyReport): void {
+    const before = this.reports.get(report.label);
+    for (const view of report.nodes) {
+      const node = this.nodes.find((n) => n.cfg.id === view.node)!;
+      if (view.verdict !== 'unknown' || !node.keys.has(report.label)) node.keys.set(report.label, view.verdict);
+    }
+    // Nodes not asked (no process) keep what they had.
+    this.reports.set(report.label, report);
+    if (before?.message === report.message && before.state === report.state) return;
+    const fields = { key: report.label, state: report.state, nodes: Object.fromEntries(report.nodes.map((v) => [v.node, v.verdict])) };
+    if (report.state === 'consistent') {
+      if (before && before.state !== 'consistent') this.logger?.info(fields, `HSM key "${report.label}" is consistent on every node again`);
+    } else if (report.state === 'split' || report.state === 'absent') this.logger?.error(fields, report.message);
+    else if (report.state === 'degraded') this.logger?.warn(fields, report.message);
+    if (this.started) this.notify();
+  }
+
+  private scheduleKeyCheck(): void {
+    clearTimeout(this.keyTimer);
+    if (this.closed) return;
+    this.keyTimer = setTimeout(() => {
+      this.checkKeys()
+        .catch((err: unknown) => this.logger?.error({ err: err instanceof Error ? err.message : String(err) }, 'HSM key check failed'))
+        .finally(() => this.scheduleKeyCheck());
+    }, this.hsm.probeIntervalMs);
+    this.keyTimer.unref();
   }
 
   async keyInfo(label: string, deadline: number): Promise<(KeyInfo & { node: string }) | null> {
@@ -184,7 +294,8 @@ class Cluster implements HsmCluster {
     return this.nodes.map((n) => ({
       id: n.cfg.id,
       model: n.cfg.model,
-      health: n.tracker.health,
+      health: this.healthOf(n),
+      detail: this.detailOf(n),
       pid: n.client.pid,
       lastProbeAt: n.lastProbeAt,
       calls: n.calls,
@@ -192,6 +303,22 @@ class Cluster implements HsmCluster {
       sessions: n.cfg.sessions,
       restarts: n.restarts,
     }));
+  }
+
+  /** A node that lacks a configured key or holds other material serves, but is DEGRADED. */
+  private healthOf(n: Node): NodeHealth {
+    const h = n.tracker.health;
+    return h === 'ACTIVE' && this.badKeys(n).length > 0 ? 'DEGRADED' : h;
+  }
+
+  private badKeys(n: Node): string[] {
+    return [...n.keys].filter(([label, v]) => v !== 'ok' && v !== 'unknown' && this.labels.includes(label)).map(([label, v]) => `${label}: ${v}`);
+  }
+
+  private detailOf(n: Node): string | undefined {
+    if (n.client.refusal) return `${n.client.refusal} (not retried)`;
+    const bad = this.badKeys(n);
+    return bad.length ? `keys not served here: ${bad.join(', ')}` : undefined;
   }
 
   onChange(listener: (nodes: NodeStatus[]) => void): void {
@@ -238,6 +365,7 @@ class Cluster implements HsmCluster {
 
   async close(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.keyTimer);
     for (const n of this.nodes) clearTimeout(n.probeTimer);
     await Promise.all(this.nodes.map((n) => n.client.close()));
   }
@@ -248,13 +376,16 @@ class Cluster implements HsmCluster {
    */
   private async run<K extends OpName>(call: Extract<NodeCall, { op: K }>, deadline: number): Promise<{ value: OpResults[K]; node: string }> {
     const end = Math.min(deadline, performance.now() + this.hsm.requestBudgetMs);
+    const label = labelOf(call as NodeCall);
+    const report = label === undefined ? undefined : this.reports.get(label);
+    if (report) this.refuseUnusable(report);
     const tried = new Set<Node>();
     let last: NodeCallError | undefined;
     let previous: Node | undefined;
     for (let attempt = 0; attempt <= this.nodes.length; attempt++) {
       const remaining = end - performance.now();
       if (remaining < MIN_CALL_MS) break;
-      const choice = this.pick(tried) ?? (last && RETRY_SAME.has(last.kind) ? this.pick(undefined) : undefined);
+      const choice = this.pick(tried, label) ?? (last && RETRY_SAME.has(last.kind) ? this.pick(undefined, label) : undefined);
       if (choice === 'busy') {
         if (last) break;
         throw new HsmError('ThrottlingException', 'The HSM cluster is at capacity');
@@ -286,8 +417,10 @@ class Cluster implements HsmCluster {
    * when a stall of this process made every node look dead at once, refusing everything until the
    * prober re-admits them would turn a blip into an outage.
    */
-  private pick(tried: Set<Node> | undefined): Node | 'busy' | undefined {
-    const inRotation = this.nodes.some((n) => n.client.ready && n.tracker.health !== 'UNAVAILABLE');
+  private pick(tried: Set<Node> | undefined, label: string | undefined): Node | 'busy' | undefined {
+    const inRotation = this.nodes.some((n) => n.client.ready && n.admitted && n.tracker.health !== 'UNAVAILABLE');
+    // A label the key check decided: only the nodes holding the majority's key serve it.
+    const checked = label !== undefined && this.reports.has(label);
     let best: Node | undefined;
     let bestScore = 0;
     let busy = false;
@@ -295,7 +428,8 @@ class Cluster implements HsmCluster {
     const start = this.rr++ % count;
     for (let i = 0; i < count; i++) {
       const n = this.nodes[(start + i) % count]!;
-      if (tried?.has(n) || !n.client.ready || (inRotation && n.tracker.health === 'UNAVAILABLE')) continue;
+      if (tried?.has(n) || !n.client.ready || !n.admitted || (inRotation && n.tracker.health === 'UNAVAILABLE')) continue;
+      if (checked && n.keys.get(label) !== 'ok') continue;
       const inFlight = n.client.inFlight;
       if (inFlight >= n.maxInFlight) {
         busy = true;
@@ -308,6 +442,12 @@ class Cluster implements HsmCluster {
       }
     }
     return best ?? (busy ? 'busy' : undefined);
+  }
+
+  /** A key on no node, or split with no majority, answers at once (logged once per change by record()). */
+  private refuseUnusable(report: KeyReport): void {
+    if (report.state === 'absent') throw new HsmError('KeyNotFoundException', 'The key is not on the HSM', report.message);
+    if (report.state === 'split') throw new HsmError('InternalException', 'The key differs between HSM nodes', report.message);
   }
 
   private onFailure(node: Node, op: OpName, err: NodeCallError): void {
@@ -332,7 +472,28 @@ class Cluster implements HsmCluster {
       throw new HsmStartError(`HSM node ${node.cfg.id}: the first health probe failed (${why}); check the node's module and health-check key`, 'config');
     }
     node.lastProbeAt = Date.now();
-    node.tracker.admit();
+  }
+
+  /** Puts a node whose process passed its start-up probe and the key check into rotation. */
+  private admit(node: Node): void {
+    node.admitted = true;
+    node.lastProbeAt = Date.now();
+    if (node.tracker.admit()) this.healthChanged(node);
+  }
+
+  /**
+   * A node process came (back) up: its own start-up did the health probe; check its keys, then
+   * admit it at once, so GetHealthStatus and crypto both see it back at the same moment.
+   */
+  private async readmit(node: Node): Promise<void> {
+    try {
+      await this.checkKeys();
+    } catch (err) {
+      this.logger?.error({ node: node.cfg.id, err: err instanceof Error ? err.message : String(err) }, 'HSM key check failed');
+    }
+    if (this.closed || !node.client.ready || node.admitted) return;
+    this.admit(node);
+    this.scheduleProbe(node, this.hsm.probeIntervalMs);
   }
 
 
@@ -367,13 +528,14 @@ class Cluster implements HsmCluster {
     node.restarts++;
     this.emit({ kind: 'restart', node: node.cfg.id });
     this.logger?.info({ node: node.cfg.id, pid: node.client.pid }, 'HSM node process ready');
-    this.scheduleProbe(node, 0);
     this.notify();
+    void this.readmit(node);
   }
 
   private onDown(node: Node): void {
     clearTimeout(node.probeTimer);
     if (!this.nodes.includes(node)) return;
+    node.admitted = false;
     if (node.tracker.down()) this.logHealth(node);
     if (this.started) this.notify();
   }
@@ -399,6 +561,12 @@ class Cluster implements HsmCluster {
       }
     }
   }
+}
+
+function labelOf(call: NodeCall): string | undefined {
+  if (call.op === 'keyInfo') return call.label;
+  if (call.op === 'encrypt' || call.op === 'decrypt') return call.input.label;
+  return undefined;
 }
 
 /** Failures that are answers about the request itself. */

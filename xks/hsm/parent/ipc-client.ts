@@ -1,10 +1,10 @@
-// The IPC client of one node process: numbered calls, each with its own deadline, sent in one
-// batch per event-loop turn (wire.ts) and matched to their replies. It knows nothing of the
+// The IPC client of one node process: numbered calls, each with its own deadline, sent at once in
+// the binary framing of wire.ts and matched to their replies. It knows nothing of the
 // process's life: the supervisor (node-client.ts) attaches each new process, detaches it when it
 // exits, and hears of every answer and every missed deadline (how it tells a hung node).
 import type { ChildProcess } from 'node:child_process';
 import type { CallReply, NodeCall, OpName, OpResults, WireErrorClass } from '../protocol.js';
-import { encodeCall, FrameBatch } from '../wire.js';
+import { encodeCall } from '../wire.js';
 
 export type CallFailure = WireErrorClass | 'timeout' | 'down';
 
@@ -35,11 +35,6 @@ export class IpcClient {
   private child: ChildProcess | undefined;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
-  /** Calls of this event-loop turn, for the current process. */
-  private readonly outbox = new FrameBatch((msg) => {
-    // A send that fails means the channel is closing: detach() rejects the calls.
-    if (this.child?.connected) this.child.send(msg);
-  });
 
   constructor(
     private readonly nodeId: string,
@@ -62,7 +57,6 @@ export class IpcClient {
   /** The process is gone: every call in flight fails as 'down'. */
   detach(): void {
     this.child = undefined;
-    this.outbox.clear();
     for (const [id, p] of this.pending) {
       clearTimeout(p.timer);
       p.reject(new NodeCallError('down', `HSM node ${this.nodeId} process exited`));
@@ -77,7 +71,8 @@ export class IpcClient {
       // waiting in the channel, and the node should not be blamed for our lateness.
       const timer = setTimeout(() => setImmediate(() => this.onTimeout(id)), timeoutMs);
       this.pending.set(id, { resolve: resolve as (v: never) => void, reject, timer });
-      this.outbox.push(encodeCall({ t: 'req', id, expiresAt: Date.now() + timeoutMs, call }));
+      // A send that fails means the channel is closing: detach() rejects the calls.
+      if (this.child?.connected) this.child.send(encodeCall({ t: 'req', id, expiresAt: Date.now() + timeoutMs, call }));
     });
   }
 

@@ -27,6 +27,11 @@ export interface NodeClientOptions {
   /** A process that was up this long before dying restarts after backoffMinMs again. */
   stableMs?: number;
   startTimeoutMs?: number;
+  /**
+   * A first start that fails for any reason but the PIN is retried with back-off, like a process
+   * lost at run time (the start() promise still rejects, so the caller can report it).
+   */
+  retryStart?: boolean;
   /** This node's own PIN variable (pin.env), put into its process's environment only. */
   pin?: PinVariable | undefined;
   logger?: Logger | undefined;
@@ -50,6 +55,10 @@ export class NodeClient extends EventEmitter {
   private restartTimer: NodeJS.Timeout | undefined;
   private firstStart: { resolve: () => void; reject: (err: Error) => void } | undefined;
   private pinRefused = false;
+  /** A process killed after a failed first start, until it has exited. */
+  private dying: Promise<void> | undefined;
+  /** Why this node is out for good (its PIN was refused): only a human can bring it back. */
+  refusal: string | undefined;
   private readonly limiter = new LogLimiter();
   private readonly opts: Required<Omit<NodeClientOptions, 'logger' | 'pin'>> & { logger: Logger | undefined; pin: PinVariable | undefined };
 
@@ -67,6 +76,7 @@ export class NodeClient extends EventEmitter {
       backoffMaxMs: 5000,
       stableMs: 10_000,
       startTimeoutMs: 30_000,
+      retryStart: false,
       ...opts,
       logger: opts.logger,
       pin: opts.pin,
@@ -115,6 +125,7 @@ export class NodeClient extends EventEmitter {
     const child = this.child;
     this.state = 'closed';
     clearTimeout(this.restartTimer);
+    await this.dying;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     // Ask nicely (the child finalizes its module on disconnect); a frozen one gets SIGKILL.
@@ -184,7 +195,7 @@ export class NodeClient extends EventEmitter {
       if (this.firstStart) this.onStartFailure(msg.message, msg.kind);
       else {
         // A PIN that stopped working is never tried again by itself: retries can lock the token.
-        if (msg.kind === 'pin') this.pinRefused = true;
+        if (msg.kind === 'pin') this.refuse(msg.message);
         if (this.limiter.allow('fatal') >= 0) this.opts.logger?.error({ node: this.id }, msg.message);
         this.emit('fatal', msg.message);
       }
@@ -236,12 +247,32 @@ export class NodeClient extends EventEmitter {
     return delay;
   }
 
-  /** The first start failed: report once, stop supervising, make sure no process is left. */
+  /**
+   * The first start failed: report once; make sure no process is left; then stop supervising, or
+   * (retryStart, not a PIN) keep trying with back-off like a node lost at run time.
+   */
   private onStartFailure(line: string, kind: StartFailureKind): void {
     const first = this.firstStart;
     this.firstStart = undefined;
-    this.state = 'closed';
-    this.child?.kill('SIGKILL');
+    const child = this.child;
+    this.child = undefined;
+    if (child && child.exitCode === null && child.signalCode === null) {
+      // close() waits for it: nothing of a node may outlive the cluster.
+      this.dying = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      child.kill('SIGKILL');
+    }
+    if (kind === 'pin') this.refuse(line);
+    if (this.opts.retryStart && kind !== 'pin' && this.state !== 'closed') {
+      this.ipc.detach();
+      this.scheduleRestart();
+    } else {
+      this.state = 'closed';
+    }
     first?.reject(new HsmStartError(line, kind));
+  }
+
+  private refuse(line: string): void {
+    this.pinRefused = true;
+    this.refusal = line;
   }
 }
