@@ -28,6 +28,7 @@ import { KeyDirectory } from '../xks/keys.js';
 import { Metrics } from '../xks/metrics.js';
 import type { RequestRecord } from '../xks/context.js';
 import { RefusalLog } from './refusal-log.js';
+import { listenProblem } from './listen-error.js';
 
 /** Who asked for an administrative action, and why (the audit trail's operator and reason). */
 export interface Operator {
@@ -256,7 +257,7 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
     });
     const listener: ApiListener = createApiListener(config, pipeline, { onReject });
     const api = await listener.listen().catch((err: NodeJS.ErrnoException) => {
-      throw new ConfigError(`server.port: cannot listen on ${config.server.host}:${config.server.port} (${err.code ?? err.message})`);
+      throw new ConfigError(`server.port: cannot listen on ${config.server.host}:${config.server.port}: ${listenProblem(err, config.server.port)}`);
     });
     closers.push(() => listener.close());
     // Everything is read and checked first, and new HSM node processes started; only then is
@@ -389,7 +390,7 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
       start().then(
         (server) => void side.push(server),
         (err: NodeJS.ErrnoException) => {
-          throw new ConfigError(`${field}: cannot listen on port ${port} (${err.code ?? err.message})`);
+          throw new ConfigError(`${field}: cannot listen on port ${port}: ${listenProblem(err, port)}`);
         },
       );
     const { port: metricsPort } = config.metrics;

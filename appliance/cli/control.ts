@@ -8,6 +8,17 @@ const print = (out: unknown): void => {
   process.stdout.write(JSON.stringify(out, null, 2) + '\n');
 };
 
+/** What drain/undrain did, in one line (the full status with --json). */
+export function drainLine(s: { draining?: boolean; agent?: string }): string {
+  return s.draining
+    ? `draining: agent-check answers "${s.agent}", the health check 503; in-flight requests finish (xks undrain ends it)\n`
+    : `serving: agent-check answers "${s.agent}"\n`;
+}
+
+const printDrain = (out: unknown, json?: boolean): void => {
+  process.stdout.write(json ? JSON.stringify(out, null, 2) + '\n' : drainLine(out as { draining?: boolean; agent?: string }));
+};
+
 function intArg(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('a positive whole number');
@@ -19,14 +30,16 @@ export function register(program: Command): void {
     program
       .command('drain')
       .description('Maintenance: tell load balancers to stop sending new connections (agent-check "drain", health check 503); in-flight requests finish')
-      .requiredOption('--config <FILE>', 'configuration file of the running appliance'),
-  ).action(async (o: { config: string } & OperatorOptions) => print(await controlCall(resolve(o.config), '/drain', o)));
+      .requiredOption('--config <FILE>', 'configuration file of the running appliance')
+      .option('--json', 'print the whole status afterwards'),
+  ).action(async (o: { config: string; json?: boolean } & OperatorOptions) => printDrain(await controlCall(resolve(o.config), '/drain', o), o.json));
   operatorOptions(
     program
       .command('undrain')
       .description('End maintenance: load balancers send traffic again')
-      .requiredOption('--config <FILE>', 'configuration file of the running appliance'),
-  ).action(async (o: { config: string } & OperatorOptions) => print(await controlCall(resolve(o.config), '/undrain', o)));
+      .requiredOption('--config <FILE>', 'configuration file of the running appliance')
+      .option('--json', 'print the whole status afterwards'),
+  ).action(async (o: { config: string; json?: boolean } & OperatorOptions) => printDrain(await controlCall(resolve(o.config), '/undrain', o), o.json));
   operatorOptions(
     program
       .command('reload')
@@ -47,7 +60,10 @@ export function register(program: Command): void {
     .requiredOption('--kind <KIND>', 'none | slow | fail | freeze')
     .option('--ms <MS>', 'with slow: delay added to every call', intArg)
     .option('--ckr <CKR_NAME>', 'with fail: the PKCS#11 error every call returns', 'CKR_DEVICE_ERROR')
-    .action(async (o: { config: string; node: string; kind: string; ms?: number; ckr: string }) =>
-      print(await controlCall(resolve(o.config), '/fault', { node: o.node, kind: o.kind, ms: o.ms, ckr: o.ckr })),
-    );
+    .action(async (o: { config: string; node: string; kind: string; ms?: number; ckr: string }) => {
+      const s = (await controlCall(resolve(o.config), '/fault', { node: o.node, kind: o.kind, ms: o.ms, ckr: o.ckr })) as { nodes?: { id: string; health: string }[] };
+      const what = o.kind === 'none' ? 'cleared' : o.kind === 'slow' ? `slow (+${o.ms} ms per call)` : o.kind === 'fail' ? `fail (${o.ckr})` : o.kind;
+      const health = s.nodes?.find((n) => n.id === o.node)?.health;
+      process.stdout.write(`${o.node}: fault ${what}${health ? `; node now ${health}` : ''}\n`);
+    });
 }

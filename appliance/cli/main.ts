@@ -11,9 +11,11 @@ import { register as registerBlock } from './block.js';
 import { register as registerCreds } from './creds.js';
 import { register as registerDemo } from './demo.js';
 import { register as registerFleet } from './fleet.js';
+import { register as registerAwsTemplate } from './aws-template.js';
 import { register as registerDoctor } from './doctor.js';
 import { register as registerHaproxy } from './haproxy.js';
 import { register as registerInit } from './init.js';
+import { register as registerKeys } from './keys.js';
 import { register as registerProbe } from './probe.js';
 import { register as registerServe } from './serve.js';
 import { register as registerStatus } from './status.js';
@@ -29,6 +31,7 @@ export async function main(argv: string[]): Promise<void> {
   registerServe(program);
   registerDemo(program);
   registerFleet(program);
+  registerAwsTemplate(program);
   registerStatus(program);
   registerControl(program);
   registerBlock(program);
@@ -40,6 +43,7 @@ export async function main(argv: string[]): Promise<void> {
   registerHaproxy(program);
   registerAudit(program);
   registerProbe(program);
+  registerKeys(program);
   try {
     await program.parseAsync(argv);
   } catch (err) {

@@ -37,8 +37,11 @@ export function formatStatus(s: Obj, now = Date.now()): string {
     lines.push(`  ${k.name}  ${k.uriPath}  ${k.enabled ? 'enabled' : 'DISABLED'}  ${k.keys} key(s)  ${k.credentials} credential set(s)${changed}`);
     for (const c of (k.credentialAges ?? []) as Obj[]) lines.push(`    credential ${c.accessKeyId}  made ${ago(c.createdAt, now)}`);
   }
+  const a: Obj | undefined = s.audit;
+  if (a) lines.push(`Audit: ${a.file}${a.head ? `, last record seq ${a.head.seq}` : ''}`);
+  if (s.stopping) lines.push('STOPPING: a graceful stop is under way (connections are being drained)');
   // Sections other parts of the appliance add (blocks, ...), shown as they come.
-  const known = new Set(['version', 'mode', 'pid', 'configFile', 'startedAt', 'api', 'draining', 'health', 'agent', 'nodes', 'certificate', 'keyStores']);
+  const known = new Set(['version', 'mode', 'pid', 'configFile', 'startedAt', 'api', 'draining', 'health', 'agent', 'nodes', 'certificate', 'keyStores', 'audit', 'stopping']);
   for (const [name, value] of Object.entries(s)) if (!known.has(name)) lines.push(`${name}: ${JSON.stringify(value)}`);
   return lines.join('\n') + '\n';
 }

@@ -57,7 +57,8 @@ export function parseYaml(text: string, source: string): unknown {
   const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
   const first = doc.errors[0];
   if (first) {
-    const line = first.linePos?.[0].line;
+    // linePos is only filled in with prettyErrors, which would quote the text (maybe a secret).
+    const line = first.linePos?.[0].line ?? text.slice(0, first.pos[0]).split('\n').length;
     throw new ConfigError(`${source}${line ? ` line ${line}` : ''}: not valid YAML (${first.code})`);
   }
   return doc.toJS();

@@ -22,6 +22,9 @@ const TOTAL = Number(process.env['XKS_FUZZ_CASES'] ?? 100_000);
 // Two cores run the demo, its HSM nodes and this client: enough connections to keep both busy.
 const CONCURRENCY = 48;
 
+// A long run by design: past tap's default per-file timeout on a busy 2-core machine.
+t.setTimeout(600_000);
+
 let d: RunningDemo;
 let client: XksClient;
 let target: FuzzTarget;

@@ -142,19 +142,29 @@ async function slowLoris(): Promise<LorisResult> {
   return { reply: got.responses[0], closed: got.closed, elapsedMs: performance.now() - started, trickled, servedMeanwhile };
 }
 
-t.test('body above the limit: 501 UnsupportedOperationException as JSON, then the connection closes', async (t) => {
+t.test('body above the limit: 501 UnsupportedOperationException as JSON at once; up to 1 MiB the rest is drained and the connection serves on, beyond that it closes', async (t) => {
   const { config } = await loadConfig(d.demo.configFile);
   const max = config.server.maxBodyBytes;
+  const health = (body: string) => signedRequest({ host: `localhost:${d.port}`, path: `${d.demo.uriPath}/health`, body, credential: credential(), region: d.demo.region });
   const big = JSON.stringify({ ...meta({ kmsOperation: 'KmsHealthCheck' }), pad: 'x'.repeat(max) });
-  const declared = signedRequest({ host: `localhost:${d.port}`, path: `${d.demo.uriPath}/health`, body: big, credential: credential(), region: d.demo.region });
   const head = `POST ${d.demo.uriPath}/health HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`;
   const chunked = Buffer.from(`${head}${(max + 1).toString(16)}\r\n${'x'.repeat(max + 1)}\r\n0\r\n\r\n`);
-  for (const [what, bytes] of [['Content-Length above the cap', declared], ['a chunked body that grows past the cap', chunked]] as const) {
-    const got = await collectReplies(await tlsConnect(d.port, ca), bytes, { ms: 5000 });
+  for (const [what, bytes] of [['Content-Length above the cap', health(big)], ['a chunked body that grows past the cap', chunked]] as const) {
+    const socket = await tlsConnect(d.port, ca);
+    const got = await collectReplies(socket, bytes, { ms: 5000, until: (r) => r.length > 0 });
     t.equal(got.responses.length, 1, `${what}: one reply`);
     t.equal(specErrorProblem(asReply(got.responses[0]!), 501, 'UnsupportedOperationException'), '', `${what}: spec JSON 501`);
-    t.ok(got.closed, `${what}: connection closed`);
+    // Closing with the body unread would make TCP reset the connection, and the reset can
+    // destroy the 501 before the client reads it (seen through HAProxy): it is read and dropped.
+    const next = await collectReplies(socket, health(JSON.stringify(meta({ kmsOperation: 'KmsHealthCheck' }))), { ms: 5000, until: (r) => r.length > 0 });
+    t.equal(next.responses[0]?.status, 200, `${what}: the same connection then serves a valid request`);
+    socket.destroy();
   }
+  // Declared beyond what is worth draining: answered, then closed without reading it.
+  const huge = Buffer.from(`POST ${d.demo.uriPath}/health HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${4 << 20}\r\n\r\n{"pad":"`);
+  const got = await collectReplies(await tlsConnect(d.port, ca), huge, { ms: 5000 });
+  t.equal(specErrorProblem(asReply(got.responses[0]!), 501, 'UnsupportedOperationException'), '', 'Content-Length of 4 MiB: spec JSON 501');
+  t.ok(got.closed, 'Content-Length of 4 MiB: connection closed');
 });
 
 t.test('oversized headers: a JSON error, never Node’s bare 431/400, then the connection closes', async (t) => {

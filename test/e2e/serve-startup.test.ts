@@ -131,7 +131,7 @@ t.test('a credentials file readable by others: told to chmod 600', async (t) => 
 
 t.test('a port in use: one line naming it', async (t) => {
   const r = await serve((c) => (c.server.port = c.metrics.port = c.server.port));
-  refused(t, r, /metrics\.port: cannot listen on port \d+ \(EADDRINUSE\)/);
+  refused(t, r, /metrics\.port: cannot listen on port (\d+): port \1 is already in use: stop what listens there .* or choose another port/);
 });
 
 t.test('production mode refuses a certificate that does not chain to a KMS trusted root', async (t) => {

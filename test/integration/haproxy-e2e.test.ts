@@ -40,8 +40,9 @@ async function startInstance(name: string, cert: TestCert) {
     timeoutMs: 5000,
     allow: CALLERS,
     handler: (req, res) => {
+      // The health path answers as gateway/health.ts does: the rendered check matches its body.
       res.statusCode = req.url === '/healthz' ? state.health : 200;
-      res.end(req.url === '/healthz' ? String(state.health) : name);
+      res.end(req.url === '/healthz' ? JSON.stringify({ status: state.health === 200 ? 'ok' : 'unavailable' }) : name);
     },
   });
   const sockets = new Set<net.Socket>();

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { checkConfig, ConfigError, parseConfig } from '../../appliance/config/load.js';
+import { checkConfig, ConfigError, parseConfig, parseYaml } from '../../appliance/config/load.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'xks-config-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -40,4 +40,15 @@ t.test('client auth never accepts any subject: no regions and no subjects is ref
   t.throws(() => check(base({ proxy: { regions: [] }, tls: { clientAuth: { caFile: 'ca.pem' } } })), { message: /proxy\.regions: list at least one AWS region/ });
   t.throws(() => check(base({ tls: { clientAuth: { caFile: 'ca.pem', subjects: [] } } })), { message: /subjects/ });
   t.doesNotThrow(() => check(base({ tls: { clientAuth: { caFile: 'ca.pem' } } })), 'the default: KMS’s subjects for proxy.regions');
+});
+
+t.test('a YAML syntax error names its line and never quotes the text', async (t) => {
+  const text = 'credentials:\n  - accessKeyId: XKSABCDEFGHIJKLMNOPQ\n   secretAccessKey: "s3cretValue\n';
+  t.throws(() => parseYaml(text, 'creds.yaml'), { message: /^creds\.yaml line 3: not valid YAML \(\w+\)$/ });
+  t.throws(() => parseYaml('a: 1\nb:\n  c: [\n', 'x.yaml'), { message: /^x\.yaml line \d: not valid YAML/ });
+  try {
+    parseYaml(text, 'creds.yaml');
+  } catch (err) {
+    t.notMatch((err as Error).message, /s3cret/, 'the secret is not echoed');
+  }
 });

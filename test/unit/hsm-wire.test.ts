@@ -23,7 +23,8 @@ t.test('calls round-trip, one per message and all in one message', async (t) => 
 
 t.test('replies round-trip, values and errors', async (t) => {
   const replies: Array<[NodeCall['op'], CallReply]> = [
-    ['keyInfo', { t: 'res', id: 1, ok: true, value: { keyType: 'AES', valueLen: 32, encrypt: true, decrypt: false } }],
+    ['keyInfo', { t: 'res', id: 1, ok: true, value: { objectClass: 'SECRET_KEY', keyType: 'AES', valueLen: 32, keySpec: 'AES_256', encrypt: true, decrypt: false, otherUsage: ['WRAP', 'UNWRAP'] } }],
+    ['keyInfo', { t: 'res', id: 10, ok: true, value: { objectClass: 'PRIVATE_KEY', keyType: 'RSA', valueLen: 0, keySpec: 'RSA_2048', encrypt: false, decrypt: true, otherUsage: [] } }],
     ['keyInfo', { t: 'res', id: 2, ok: true, value: null }],
     ['encrypt', { t: 'res', id: 3, ok: true, value: { iv: randomBytes(12), ciphertext: randomBytes(100), tag: randomBytes(16) } }],
     ['encrypt', { t: 'res', id: 4, ok: true, value: { iv: randomBytes(12), ciphertext: randomBytes(1), tag: randomBytes(16), cdiv: randomBytes(32) } }],

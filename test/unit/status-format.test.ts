@@ -1,5 +1,6 @@
 // `xks status` shows times as "3 s ago (ISO)", never epoch milliseconds.
 import t from 'tap';
+import { drainLine } from '../../appliance/cli/control.js';
 import { ago, formatStatus } from '../../appliance/cli/status.js';
 
 const now = Date.parse('2026-12-07T12:00:00Z');
@@ -27,6 +28,8 @@ t.test('the status as an operator reads it', async (t) => {
       nodes: [{ id: 'hsm-1', health: 'ACTIVE', pid: 43, lastProbeAt: '2026-12-07T11:59:58.000Z', calls: 7 }],
       keyStores: [{ name: 'store1', uriPath: '/store1/kms/xks/v1', enabled: true, keys: 2, credentials: 2, credentialsChangedAt: '2026-11-07T12:00:00.000Z' }],
       blocks: { keys: ['k1'] },
+      audit: { file: '/var/log/xks/audit.log', head: { seq: 12, hash: 'ab'.repeat(32) } },
+      stopping: false,
     },
     now,
   );
@@ -36,4 +39,11 @@ t.test('the status as an operator reads it', async (t) => {
   t.match(text, /store1 .* 2 credential set\(s\), file changed 30 d ago/);
   t.match(text, /blocks: \{"keys":\["k1"\]\}/, 'sections added by other parts are shown');
   t.notMatch(text, /\d{13}/, 'no epoch milliseconds');
+  t.match(text, /^Audit: \/var\/log\/xks\/audit\.log, last record seq 12$/m, 'the audit file in words, not JSON');
+  t.notMatch(text, /stopping|"head"/, 'no raw JSON for known sections');
+});
+
+t.test('drain and undrain say what they did in one line', async (t) => {
+  t.match(drainLine({ draining: true, agent: 'drain' }), /^draining: agent-check answers "drain", the health check 503.*\n$/);
+  t.match(drainLine({ draining: false, agent: 'ready up 100%' }), /^serving: agent-check answers "ready up 100%"/);
 });
