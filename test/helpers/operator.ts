@@ -47,8 +47,10 @@ export async function within(limit: number, check: () => Promise<boolean>, every
  */
 export async function widenRequestBudget(configFiles: readonly string[], ms = 2000): Promise<void> {
   for (const file of configFiles) {
-    const doc = parse(readFileSync(file, 'utf8')) as { hsm: { requestBudgetMs?: number } };
+    const doc = parse(readFileSync(file, 'utf8')) as { hsm: { requestBudgetMs?: number; callTimeoutMs?: number } };
     doc.hsm.requestBudgetMs = ms;
+    // Per call too (this restarts the node processes, before any load starts).
+    doc.hsm.callTimeoutMs = ms / 2;
     writeFileSync(file, stringify(doc), { mode: 0o600 });
     const r = await xks(['reload', '--config', file]);
     if (r.code !== 0) throw new Error(`reload of ${file} failed: ${r.stderr}`);
