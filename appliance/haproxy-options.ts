@@ -81,11 +81,19 @@ export function optionsFromConfig(config: Config, overrides: HaproxyOverrides = 
   const agentPort = config.health.agentPort;
   const nodeAddress = WILDCARDS.has(config.server.host) ? '127.0.0.1' : config.server.host;
   const fleet: HaproxyServer[] | undefined = config.fleet
-    ? fleetMembers(config).map((m) => ({ name: m.id, address: m.host, port: m.port, ...(m.agentPort !== undefined ? { agentPort: m.agentPort } : {}) }))
+    ? fleetMembers(config).map((m) => ({
+        name: m.id,
+        address: m.host,
+        port: m.port,
+        ...(m.agentPort !== undefined ? { agentPort: m.agentPort } : {}),
+        ...(m.healthPort !== undefined ? { healthPort: m.healthPort } : {}),
+      }))
     : undefined;
+  const healthPort = config.health.httpPort;
   const servers = (overrides.servers ?? fleet ?? [{ name: 'node1', address: nodeAddress, port: config.server.port }]).map((s) => ({
     ...s,
     ...(s.agentPort === undefined && agentPort !== undefined ? { agentPort } : {}),
+    ...(s.healthPort === undefined && healthPort !== undefined ? { healthPort } : {}),
   }));
   const bind = overrides.bind ?? { address: '0.0.0.0', port: 443 };
   const nlbIdle = overrides.nlbIdleTimeoutMs ?? NLB_DEFAULT_IDLE_TIMEOUT_MS;
@@ -103,6 +111,7 @@ export function optionsFromConfig(config: Config, overrides: HaproxyOverrides = 
     ...buildBackends(config, overrides.sni ?? [], servers),
     healthPath: config.health.path,
     ...(overrides.checkCaFile !== undefined ? { checkCaFile: overrides.checkCaFile } : {}),
+    plainHttpCheck: config.server.tls.clientAuth !== undefined,
     check: { ...DEFAULT_CHECK, ...overrides.check },
     timeouts: {
       connectMs: 1000,

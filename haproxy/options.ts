@@ -16,6 +16,8 @@ export interface HaproxyServer {
   port: number;
   /** The Node service's agent-check port: it answers `up`, `drain`, `down` or a weight. */
   agentPort?: number;
+  /** The Node service's plain-HTTP health port: where checks go when the API port needs a client certificate. */
+  healthPort?: number;
 }
 
 export interface HaproxyBackend {
@@ -63,6 +65,11 @@ export interface HaproxyRenderOptions {
   healthPath: string;
   /** PEM CA bundle to verify the Node certificates during health checks; unset: `verify none`. */
   checkCaFile?: string;
+  /**
+   * The Node API port requires a client certificate (mTLS) that HAProxy's health check cannot
+   * present: check each server's plain-HTTP healthPort instead of a TLS check on its API port.
+   */
+  plainHttpCheck?: boolean;
   check: HealthCheckTiming;
   timeouts: HaproxyTimeouts;
   statsSocket: string;
@@ -134,6 +141,10 @@ export function validateOptions(o: HaproxyRenderOptions): void {
       if (!NAME.test(s.name)) fail(`server name "${s.name}" may use only A-Z a-z 0-9 _ . : -`);
       checkEndpoint(s, `server ${b.name}/${s.name}`);
       if (s.agentPort !== undefined) checkPort(s.agentPort, `server ${b.name}/${s.name} agentPort`);
+      if (s.healthPort !== undefined) checkPort(s.healthPort, `server ${b.name}/${s.name} healthPort`);
+      if (o.plainHttpCheck && s.healthPort === undefined) {
+        fail(`server ${b.name}/${s.name}: the Node API requires client certificates (server.tls.clientAuth), which HAProxy's TLS health check cannot present: set health.httpPort (or the instance's healthPort) so checks use the plain-HTTP health port`);
+      }
     }
   }
   if (!o.backends.some((b) => b.name === o.defaultBackend)) fail(`defaultBackend "${o.defaultBackend}" is not one of the backends`);

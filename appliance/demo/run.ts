@@ -39,7 +39,7 @@ interface InstanceEntry {
   [field: string]: unknown;
 }
 
-/** What demo.json says about one proxy instance (shared/demo-contract.md: instances[]). */
+/** What demo.json says about one proxy instance (docs/demo.md: instances[]). */
 function instanceEntry(config: Config, id: string, pid: number | undefined, configFile: string, hsmNodes: NodeSummary[]): InstanceEntry {
   const port = config.server.port;
   return {

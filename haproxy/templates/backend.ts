@@ -7,6 +7,10 @@ import { section } from './text.js';
 const AWS_TLV = '0xEA';
 
 function tlsCheck(o: HaproxyRenderOptions, sni: string): string {
+  // With mTLS the API port refuses a client without KMS's certificate, so a TLS check there would
+  // mark every server down: the check goes to each server's plain-HTTP health port (`port`), which
+  // also means HAProxy sends no PROXY header with it, as that port expects.
+  if (o.plainHttpCheck) return 'check';
   // The check runs TLS like KMS does, with the host name KMS uses, so an expired or unloadable
   // certificate fails it too. `verify none` still proves the service answers on its TLS port.
   const verify = o.checkCaFile ? `verify required ca-file ${o.checkCaFile} verifyhost ${sni}` : 'verify none';
@@ -23,6 +27,7 @@ function serverLine(o: HaproxyRenderOptions, s: HaproxyServer): string {
   const words = [`server ${s.name} ${hostPort(s)}`];
   // 2.9+: pass the NLB's VPC endpoint id on to the Node service, whose allowlist needs it.
   if (forwardsVpceTlv(o)) words.push(`set-proxy-v2-tlv-fmt(${AWS_TLV}) %[fc_pp_tlv(${AWS_TLV})]`);
+  if (o.plainHttpCheck && s.healthPort !== undefined) words.push(`port ${s.healthPort}`);
   if (s.agentPort !== undefined) words.push(`agent-check agent-port ${s.agentPort} agent-inter ${formatDuration(o.check.agentInterMs)}`);
   return words.join(' ');
 }

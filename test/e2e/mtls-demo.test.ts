@@ -10,7 +10,8 @@ import { meta, XksClient } from '../helpers/xks-client.js';
 
 let d: RunningDemo | undefined;
 t.before(async () => {
-  d = await startDemo(['--mtls']);
+  // HAProxy in front too: its health checks cannot present KMS's client certificate.
+  d = await startDemo((port) => ['--mtls', '--haproxy-port', String(port + 6)]);
 });
 t.teardown(() => stopAndRemove(d));
 
@@ -48,6 +49,19 @@ t.test('the right client certificate: served', async (t) => {
   const got = await collectReplies(socket!, req, { ms: 5000, until: (r) => r.length > 0 });
   t.equal(got.responses[0]?.status, 200, 'and serves on it');
   socket!.destroy();
+});
+
+t.test('through HAProxy: its health checks use the plain health port, so the servers are up and mTLS calls pass', async (t) => {
+  const h = d!.demo.haproxy!;
+  t.match(readFileSync(h.configFile, 'utf8'), /^\s*server \S+ 127\.0\.0\.1:\d+ port \d+ /m, 'checks go to the health port');
+  const c = new XksClient(d!.demo);
+  t.teardown(() => c.close());
+  const tlsOpts = { cert: read(d!.demo.clientCert), key: read(d!.demo.clientKey) };
+  let status = 0;
+  for (const end = Date.now() + 15_000; status !== 200 && Date.now() < end; await new Promise((r) => setTimeout(r, 300))) {
+    status = (await c.call('/health', meta({ kmsOperation: 'KmsHealthCheck' }), { tls: tlsOpts, endpoint: h.endpoint }).catch(() => ({ status: 0 }))).status;
+  }
+  t.equal(status, 200, 'GetHealthStatus through HAProxy with the client certificate');
 });
 
 t.test('the wrong client certificate (right CA, wrong CN): the handshake fails with an alert', async (t) => {

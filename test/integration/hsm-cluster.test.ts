@@ -8,11 +8,15 @@ import { createHsmCluster } from '../../xks/hsm/parent/cluster.js';
 import type { HsmCluster } from '../../xks/hsm/types.js';
 import { LABELS, makeTestHsm, type TestHsm, type TestHsmOptions } from '../helpers/softhsm.js';
 
-const BUDGET = 200;
+// What this file checks is which answers are retried and which are not, not latency: deadlines
+// wide enough that a busy 2-core machine never turns a slow call into a failover (which would
+// count a second node asked). Deadlines themselves are tested in test/failover.
+const BUDGET = 5000;
 const deadline = () => performance.now() + BUDGET;
+const WIDE = { callTimeoutMs: 2000, requestBudgetMs: BUDGET, hangKillAfterMs: 10_000 };
 
 async function started(t: Test, opts: TestHsmOptions = {}): Promise<{ th: TestHsm; cluster: HsmCluster }> {
-  const th = await makeTestHsm(opts);
+  const th = await makeTestHsm({ ...opts, hsm: { ...WIDE, ...opts.hsm } });
   const cluster = createHsmCluster(th.hsm);
   t.teardown(async () => {
     await cluster.close();

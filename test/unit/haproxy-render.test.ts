@@ -179,3 +179,16 @@ t.test('render and lint agree: render names what lint will report, and nothing e
     }
   }
 });
+
+t.test('mTLS on the Node API: checks go to the plain health port, or rendering says to configure one', async (t) => {
+  const c = config();
+  const mtls = { ...c, server: { ...c.server, tls: { ...c.server.tls, clientAuth: { caFile: '/etc/xks/kms-ca.pem', subjects: ['cks.kms.us-east-1.amazonaws.com'], alertOnReject: true } } } };
+  const withPort = { ...mtls, health: { ...mtls.health, httpPort: 8080 } };
+  const backend = sectionLines(render(withPort).text, `backend ${backendNameFor('xks.example.com')}`);
+  const def = backend.find((l) => l.startsWith('default-server'))!;
+  t.notMatch(def, /check-ssl|check-sni/, 'no TLS check: the API port would refuse it without a client certificate');
+  t.match(def, /^default-server check /);
+  t.same(backend.filter((l) => l.startsWith('server ')).map((l) => l.split(' ').slice(1, 5).join(' ')), ['node1 10.0.1.10:8443 port 8080', 'node2 10.0.1.11:8443 port 8080']);
+  t.throws(() => render(mtls), /node1: the Node API requires client certificates .*set health\.httpPort/);
+  t.match(sectionLines(render(c).text, `backend ${backendNameFor('xks.example.com')}`).find((l) => l.startsWith('default-server')), /check check-ssl/, 'without mTLS the check stays TLS');
+});

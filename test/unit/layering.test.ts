@@ -123,3 +123,18 @@ t.test('every form of import is read', async (t) => {
     'xks/errors.ts',
   ]);
 });
+
+t.test('nothing in the repository points at files outside it', async (t) => {
+  // Design notes and rule ids live in docs/; a reference to a sibling folder breaks for every
+  // reader of a clone. (The pattern is assembled so this file does not match itself.)
+  const outside = new RegExp(['\\.\\./shared\\b', '\\bshared/[\\w-]+\\.md\\b'].join('|'));
+  const files = ['gateway', 'xks', 'haproxy', 'appliance', 'test', 'docs', 'bin']
+    .flatMap((dir) =>
+      readdirSync(join(ROOT, dir), { withFileTypes: true, recursive: true })
+        .filter((e) => e.isFile() && /\.(ts|md|js|json|yaml|service)$|^[a-z-]+$/.test(e.name))
+        .map((e) => join(e.parentPath, e.name)),
+    )
+    .concat([join(ROOT, 'README.md')]);
+  const found = files.filter((f) => outside.test(readFileSync(f, 'utf8'))).map((f) => posix.relative(ROOT, f));
+  t.same(found, [], 'files that refer to the sibling shared folder');
+});

@@ -33,6 +33,9 @@ export function classifyReply(res: RawResponse, headRequest: boolean): { label: 
     const shape = Object.keys(OK_SHAPES).find((k) => OK_SHAPES[k]!.every((f) => f in o));
     return shape ? { label: `200 ${shape}` } : { label: '200 unknown', problem: `200 body of no API: ${JSON.stringify(o).slice(0, 120)}` };
   }
+  // The load balancer's check answers 503 with its own body while this instance cannot serve
+  // (a busy machine can make HSM probes late): not an XKS error, so it has no errorName.
+  if (res.status === 503 && typeof o['status'] === 'string' && !('errorName' in o)) return { label: '503 healthz' };
   const name = String(o['errorName']);
   if (res.status !== 405 && SPEC_ERRORS[name] !== res.status) return { label: `${base} ${name}`, problem: `errorName ${name} is not the spec's name for ${res.status}` };
   const msg = o['errorMessage'];
