@@ -13,7 +13,11 @@ import type { Operator } from '../service.js';
 
 export interface ControlTarget {
   status(): object;
-  reload(by: Operator): object;
+  reload(by: Operator): Promise<object>;
+  /** A credentials file changed (xks creds add/retire): use it now, and record the action. */
+  credentials(body: Record<string, unknown>, by: Operator): Promise<object>;
+  /** Kill switch: body names the target (key/store/all); see appliance/kill-switch.ts. */
+  block(body: Record<string, unknown>, by: Operator, blocked: boolean): Promise<object>;
   setDraining(draining: boolean, by: Operator): void;
   injectFault(nodeId: string, fault: Fault): Promise<void>;
   /** An administrative record for an action done outside the service (e.g. xks kms-config). */
@@ -60,6 +64,9 @@ const ROUTES: Record<string, Handler> = {
   '/drain': (b, t) => (t.setDraining(true, operatorOf(b)), t.status()),
   '/undrain': (b, t) => (t.setDraining(false, operatorOf(b)), t.status()),
   '/reload': (b, t) => t.reload(operatorOf(b)),
+  '/block': (b, t) => t.block(b, operatorOf(b), true),
+  '/credentials': (b, t) => t.credentials(b, operatorOf(b)),
+  '/unblock': (b, t) => t.block(b, operatorOf(b), false),
   '/audit': (b, t) => (t.audit(reportedAction(b)), { recorded: true }),
   '/fault': async (b, t) => {
     if (typeof b['node'] !== 'string') throw new ControlError('node is required');
