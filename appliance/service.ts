@@ -21,6 +21,7 @@ import { createSyslogForwarder, type SyslogForwarder } from '../xks/audit/syslog
 import { canServe } from '../xks/api/health.js';
 import { HsmStartError } from '../xks/hsm/errors.js';
 import { createHsmCluster } from '../xks/hsm/parent/cluster.js';
+import { watchHsmKeys } from '../xks/hsm-key-metrics.js';
 import type { HsmCluster } from '../xks/hsm/types.js';
 import { BlockRegistry, NO_BLOCKS, type BlockScope } from '../xks/blocks.js';
 import { setBlock } from './kill-switch.js';
@@ -196,6 +197,7 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
     statusSections.set('blocks', () => blocks.list());
     runtime = { ...runtime, deps: { ...runtime.deps, blocks } };
     metrics.watchHsm(hsm);
+    watchHsmKeys(metrics.registry, hsm);
     const syslog = config.audit?.syslog ? startSyslog(config.audit.syslog, metrics, logger) : undefined;
     if (syslog) closers.push(() => syslog.close());
     const audit: AuditLog | undefined = config.audit
