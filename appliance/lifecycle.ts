@@ -1,7 +1,8 @@
 // The process around a running appliance: SIGTERM stops it gracefully (drain first: load
 // balancers are told, every connection ends between requests; what systemd and a rolling restart
 // send); SIGINT stops it at once (in-flight requests finish, node processes end, logs flush); both
-// exit 0. SIGHUP reloads certificate, key and credentials. Shared by `xks serve` and `xks demo`.
+// exit 0. SIGHUP reloads the configuration file,
+// certificate, key and credentials. Shared by `xks serve` and `xks demo`.
 import type { Logger } from './logging.js';
 
 /** What a signal acts on: one appliance, or (in the demo) the instances it supervises. */
@@ -35,11 +36,11 @@ export function runUntilSignalled(app: Runnable, logger: Logger, beforeClose: ()
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGHUP', () => {
-    try {
-      app.reload({ operator: 'signal:SIGHUP' });
-    } catch (err) {
-      logger.error({ err: (err as Error).message }, 'reload refused; the running certificate and credentials stay');
-    }
+    Promise.resolve()
+      .then(() => app.reload({ operator: 'signal:SIGHUP' }))
+      .catch((err: Error) => {
+        logger.error({ err: err.message }, 'reload refused; the running configuration stays');
+      });
   });
   return state;
 }

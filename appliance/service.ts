@@ -2,7 +2,7 @@
 // HSM cluster, API listener, load-balancer health, metrics. Start-up failures are one clear line
 // (ServiceError); nothing is left running after a failed start.
 import { certificateState, checkConfiguredCertificate, enforceCertificatePolicy, type CertificateState } from './certs/configured.js';
-import { ConfigError, CredentialError, loadCredentials, type LoadedConfig } from './config/load.js';
+import { ConfigError, CredentialError, loadConfig, loadCredentials, type LoadedConfig } from './config/load.js';
 import { readFileSync, statSync } from 'node:fs';
 import type { Config } from './config/schema.js';
 import { claimControlSocket, ControlError, startControlServer } from './control/server.js';
@@ -14,16 +14,18 @@ import { createApiListener, type ApiListener } from '../gateway/listener.js';
 import { CidrList } from '../xks/cidr-list.js';
 import { agentReply, healthCheckBody, startAgentCheck, startHealthHttp, startMetricsHttp, type InstanceHealth, type SideAllow, type SideServer } from '../gateway/health.js';
 import { createPipeline } from '../gateway/pipeline.js';
-import { Router } from '../gateway/router.js';
+import { buildRuntime, restartOnlyFields, type Runtime } from './runtime.js';
 import type { AdminAction } from '../xks/audit/entry.js';
 import { openAuditLog, type AuditLog } from '../xks/audit/log.js';
 import { createSyslogForwarder, type SyslogForwarder } from '../xks/audit/syslog.js';
 import { canServe } from '../xks/api/health.js';
 import { HsmStartError } from '../xks/hsm/errors.js';
 import { createHsmCluster } from '../xks/hsm/parent/cluster.js';
+import { watchHsmKeys } from '../xks/hsm-key-metrics.js';
 import type { HsmCluster } from '../xks/hsm/types.js';
+import { BlockRegistry, NO_BLOCKS, type BlockScope } from '../xks/blocks.js';
+import { setBlock } from './kill-switch.js';
 import { KeyDirectory } from '../xks/keys.js';
-import { buildKeyStore, type KeyStore } from '../xks/keystore.js';
 import { Metrics } from '../xks/metrics.js';
 import type { RequestRecord } from '../xks/context.js';
 import { RefusalLog } from './refusal-log.js';
@@ -35,15 +37,29 @@ export interface Operator {
   reason?: string | undefined;
 }
 
+export interface ReloadResult {
+  daysToExpire: number;
+  stores: number;
+  keys: number;
+  hsmNodesAdded: readonly string[];
+  hsmNodesRemoved: readonly string[];
+  loggingLevel: string;
+}
+
 export interface Appliance {
+  /** The configuration in force now (a reload replaces it). */
   readonly config: Config;
   readonly hsm: HsmCluster;
   readonly metrics: Metrics;
   readonly api: { address: string; port: number };
   health(): InstanceHealth;
   setDraining(draining: boolean, by?: Operator): void;
-  /** Re-read the certificate chain, key and credential files, reopen the audit file; live connections stay up. */
-  reload(by?: Operator): { daysToExpire: number; stores: number };
+  /**
+   * Re-read the whole configuration file, certificates and credential files, check all of it, then
+   * swap it in at once; reopen the audit file. A bad file (or one changing a restart-only setting)
+   * is refused with a ConfigError and the running configuration stays. Live connections stay up.
+   */
+  reload(by?: Operator): Promise<ReloadResult>;
   /** Record an administrative action in the audit trail (no-op without one); throws when it cannot be written. */
   audit(action: AdminAction): void;
   /**
@@ -55,6 +71,24 @@ export interface Appliance {
   addStatusSection(name: string, get: () => unknown): void;
   close(): Promise<void>;
 }
+
+/** Every instance reads the blocks this often: another instance's block holds here within ~2 s. */
+const BLOCK_POLL_MS = 500;
+const BLOCK_CALL_MS = 1000;
+/** How often the credentials files are checked for a change made outside this process. */
+const CREDENTIAL_WATCH_MS = 1000;
+
+/** Credential sets past their store's credentialMaxAgeDays: said at start and on every change. */
+function warnOldCredentials(config: Config, times: ReadonlyArray<{ store: string; accessKeyId: string; createdAtMs: number }>, logger: Logger): void {
+  for (const s of config.keyStores) {
+    for (const c of times.filter((t) => t.store === s.name)) {
+      const days = (Date.now() - c.createdAtMs) / 86_400_000;
+      if (days > s.credentialMaxAgeDays) logger.warn({ store: s.name, accessKeyId: c.accessKeyId, ageDays: Math.floor(days) }, `credential older than ${s.credentialMaxAgeDays} days (keyStores[].credentialMaxAgeDays): rotate it with xks creds add, then retire`);
+    }
+  }
+}
+
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /**
  * Certificate problems: production refuses (to start, or to load a new certificate) on any error;
@@ -77,11 +111,6 @@ export function startFailure(err: unknown): unknown {
 /** Every key label the key stores name: the cluster checks each on every node. */
 export function configuredLabels(config: Config): string[] {
   return config.keyStores.flatMap((s) => s.keys.map((k) => k.label));
-}
-
-export function buildKeyStores(config: Config): { stores: KeyStore[]; counts: number[] } {
-  const creds = config.keyStores.map((s, i) => loadCredentials(s.credentialsFile, `keyStores[${i}].credentialsFile`));
-  return { stores: config.keyStores.map((s, i) => buildKeyStore(s, creds[i]!)), counts: creds.map((c) => c.length) };
 }
 
 /** Audit forwarding: the collector's trouble is logged (once per outage) and counted, never fatal. */
@@ -128,20 +157,17 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
   let certificate = checkCertificate(config, logger, opts.extraRoots);
   metrics.certificateDaysToExpire.set(certificate.daysToExpire);
   const startedAt = Date.now();
-  let credentialCounts = new Map<string, number>();
-  const buildStores = () => {
-    const built = buildKeyStores(config);
-    credentialCounts = new Map(config.keyStores.map((s, i) => [s.name, built.counts[i]!]));
-    return built.stores;
-  };
-  const stores = buildStores();
   const statusSections = new Map<string, () => unknown>();
+  const hsmLog = logger.child({ component: 'hsm' });
+  const hsm = createHsmCluster(config.hsm, hsmLog);
+  const keys = new KeyDirectory(hsm);
+  // Swapped by reload(); each request takes the one in force when it arrives.
+  let runtime: Runtime = buildRuntime(config, { hsm, keys, blocks: NO_BLOCKS });
   // A graceful stop is under way (SIGTERM): draining, and it will not end.
   let stopping = false;
   statusSections.set('stopping', () => stopping);
   let credentials = credentialTimes(config);
   metrics.watchCredentials(() => credentials);
-  const hsm = createHsmCluster(config.hsm, logger.child({ component: 'hsm' }));
   hsm.onChange((nodes) => metrics.nodes(nodes));
   const closers: Array<() => Promise<void>> = [() => hsm.close()];
   const closeAll = async () => {
@@ -152,7 +178,26 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
     await hsm.start().catch((err: unknown) => {
       throw startFailure(err);
     });
+    // The kill switch's blocks are read before the first request is served (they survive restarts).
+    let blockReadErrors = 0;
+    const blocks = new BlockRegistry(hsm, {
+      pollMs: BLOCK_POLL_MS,
+      callTimeoutMs: Math.max(BLOCK_CALL_MS, config.hsm.callTimeoutMs),
+      onChange(list) {
+        for (const scope of ['key', 'store', 'all'] as BlockScope[]) metrics.blocksActive.set({ scope }, list.filter((b) => b.scope === scope).length);
+        logger.warn({ blocks: list.map((b) => ({ scope: b.scope, store: b.store, keyId: b.keyId, operator: b.operator, reason: b.reason })) }, `kill switch: ${list.length} block(s) in force`);
+      },
+      onReadError(node, error) {
+        // Every 500 ms per node: say it once a minute at most.
+        if (blockReadErrors++ % 120 === 0) logger.warn({ node, error }, 'kill switch: blocks cannot be read from this node; its last-known blocks hold');
+      },
+    });
+    await blocks.start();
+    closers.push(async () => blocks.stop());
+    statusSections.set('blocks', () => blocks.list());
+    runtime = { ...runtime, deps: { ...runtime.deps, blocks } };
     metrics.watchHsm(hsm);
+    watchHsmKeys(metrics.registry, hsm);
     const syslog = config.audit?.syslog ? startSyslog(config.audit.syslog, metrics, logger) : undefined;
     if (syslog) closers.push(() => syslog.close());
     const audit: AuditLog | undefined = config.audit
@@ -180,6 +225,7 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
       return { canServe: canServe(nodes), capacity: nodes.filter((n) => n.health === 'ACTIVE').length / Math.max(1, nodes.length), draining };
     };
     const requestLog = logger.child({ component: 'request' });
+    const loggers = [logger, hsmLog, requestLog];
     const refusals = new RefusalLog(config.logging.refusalIntervalMs, ({ fields, suppressed }, intervalMs) => {
       const detail = `${suppressed} more like this in ${intervalMs / 1000} s, not written one by one`;
       logger.warn({ ...fields, suppressed, detail }, 'refusals summed up');
@@ -190,14 +236,8 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
       metrics.rejected.inc({ reason });
       if (refusals.admit(`${reason}|${source}`, { reason, source })) logger.warn({ reason, source, detail }, 'connection refused');
     };
-    const router = new Router(stores.map((store) => ({ uriPath: store.uriPath, store })), config.health.path);
     const pipeline = createPipeline({
-      router,
-      deps: { hsm, keys: new KeyDirectory(hsm), proxy: config.proxy, hsmConfig: config.hsm },
-      maxBodyBytes: config.server.maxBodyBytes,
-      requestBudgetMs: config.hsm.requestBudgetMs,
-      regions: config.proxy.regions,
-      hostname: config.proxy.hostname,
+      runtime: () => runtime,
       healthCheck: () => healthCheckBody(health()),
       onFinish(record, release) {
         metrics.request(record);
@@ -222,35 +262,120 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
       throw new ConfigError(`server.port: cannot listen on ${config.server.host}:${config.server.port}: ${listenProblem(err, config.server.port)}`);
     });
     closers.push(() => listener.close());
-    // Checked first, swapped only when good: a bad new certificate never replaces a working one.
-    const reload = (by: Operator = { operator: 'unknown' }) => {
-      // logrotate's create + postrotate: the audit file is reopened even when the rest is refused.
-      audit?.reopen();
-      try {
-        const nextCert = checkCertificate(config, logger, opts.extraRoots);
-        const daysToExpire = nextCert.daysToExpire;
-        const next = buildStores();
-        try {
-          listener.reloadTls(config);
-        } catch (err) {
-          throw new ConfigError(`server.tls: the new certificate and key cannot be loaded (${(err as Error).message}); the running ones stay`);
-        }
-        router.replace(next.map((store) => ({ uriPath: store.uriPath, store })));
-        certificate = nextCert;
-        credentials = credentialTimes(config);
-        metrics.certificateDaysToExpire.set(daysToExpire);
-        logger.info({ daysToExpire, stores: next.length }, 'reloaded certificate, key and credentials');
-        recordAdmin({ action: 'reload', ...by, details: { daysToExpire, stores: next.length } });
-        return { daysToExpire, stores: next.length };
-      } catch (err) {
-        recordAdmin({ action: 'reload', ...by, outcome: 'failure', details: { error: (err as Error).message } });
-        throw err;
+    // Everything is read and checked first, and new HSM node processes started; only then is
+    // anything swapped. One reload at a time (SIGHUP and the CLI may race).
+    const swap = async (): Promise<ReloadResult> => {
+      await turn();
+      const next = (await loadConfig(loaded.file)).config;
+      const fixed = restartOnlyFields(runtime.config, next);
+      if (fixed.length) {
+        throw new ConfigError(`${fixed.join(', ')} changed: that takes a restart (systemctl restart xks); nothing was reloaded and the running configuration stays`);
       }
+      // Each step is synchronous work: let requests through between them.
+      await turn();
+      const nextCert = checkCertificate(next, logger, opts.extraRoots);
+      const daysToExpire = nextCert.daysToExpire;
+      await turn();
+      const nextRuntime = buildRuntime(next, { hsm, keys, blocks: runtime.deps.blocks }, runtime);
+      const nextCredentials = credentialTimes(next);
+      const change = await hsm.reconfigure(next.hsm).catch((err: Error) => {
+        throw new ConfigError(`hsm: ${err.message}; nothing was reloaded`);
+      });
+      try {
+        listener.reconfigure(next);
+      } catch (err) {
+        await change.abort();
+        throw new ConfigError(`server.tls: the new certificate and key cannot be loaded (${(err as Error).message}); the running ones stay`);
+      }
+      change.commit();
+      runtime = nextRuntime;
+      // Keys the new file names are checked on every node too (in the background: it reports, it does not refuse).
+      hsm.setKeyLabels(configuredLabels(next)).catch((err: Error) => logger.error({ err: err.message }, 'HSM key check failed'));
+      certificate = nextCert;
+      credentials = nextCredentials;
+      seenStamp = credentialStamp();
+      for (const l of loggers) l.level = next.logging.level;
+      metrics.certificateDaysToExpire.set(daysToExpire);
+      const result = {
+        daysToExpire,
+        stores: nextRuntime.stores.length,
+        keys: nextRuntime.stores.reduce((n, st) => n + st.keys.size, 0),
+        hsmNodesAdded: change.added,
+        hsmNodesRemoved: change.removed,
+        loggingLevel: next.logging.level,
+      };
+      logger.info(result, 'reloaded the configuration, certificate, key and credentials');
+      return result;
+    };
+    // Credentials files shared by several instances (one host, or a shared mount) change under
+    // them: each instance re-reads its files when they change, so `xks creds` reaches them all.
+    const credentialStamp = () => runtime.config.keyStores.map((s) => {
+      try {
+        const st = statSync(s.credentialsFile);
+        return `${st.ino}:${st.mtimeMs}:${st.size}`;
+      } catch {
+        return 'missing';
+      }
+    }).join('|');
+    let seenStamp = credentialStamp();
+    const swapCredentials = async (): Promise<number> => {
+      seenStamp = credentialStamp();
+      const next = buildRuntime(runtime.config, { hsm, keys, blocks: runtime.deps.blocks }, runtime);
+      credentials = credentialTimes(runtime.config);
+      runtime = next;
+      warnOldCredentials(runtime.config, credentials, logger);
+      return next.stores.reduce((n, st) => n + st.secrets.size, 0);
+    };
+    const refreshCredentials = (body: Record<string, unknown>, by: Operator): Promise<object> => {
+      const action = body['action'] === 'creds-retire' ? 'creds-retire' : 'creds-add';
+      const details = { keyStore: String(body['store'] ?? ''), accessKeyId: String(body['accessKeyId'] ?? '') };
+      const run = reloading.then(async () => {
+        try {
+          const count = await swapCredentials();
+          recordAdmin({ action, ...by, details });
+          logger.info({ ...details, action }, 'credentials reloaded');
+          return { credentials: count };
+        } catch (err) {
+          recordAdmin({ action, ...by, outcome: 'failure', details: { ...details, error: (err as Error).message } });
+          throw err;
+        }
+      });
+      reloading = run.catch(() => undefined);
+      return run;
+    };
+    const credentialWatch = setInterval(() => {
+      if (credentialStamp() === seenStamp) return;
+      reloading = reloading.then(() =>
+        swapCredentials().then(
+          () => logger.info('a credentials file changed: its credential sets are in use now'),
+          (err: Error) => logger.error({ err: err.message }, 'a credentials file changed but cannot be used; the running credentials stay'),
+        ),
+      );
+    }, CREDENTIAL_WATCH_MS);
+    credentialWatch.unref();
+    closers.push(async () => clearInterval(credentialWatch));
+    warnOldCredentials(config, credentials, logger);
+    let reloading: Promise<unknown> = Promise.resolve();
+    const reload = (by: Operator = { operator: 'unknown' }): Promise<ReloadResult> => {
+      const run = reloading.then(async () => {
+        // logrotate's create + postrotate: the audit file is reopened even when the rest is refused.
+        audit?.reopen();
+        try {
+          const result = await swap();
+          recordAdmin({ action: 'reload', ...by, details: { daysToExpire: result.daysToExpire, stores: result.stores, keys: result.keys } });
+          return result;
+        } catch (err) {
+          recordAdmin({ action: 'reload', ...by, outcome: 'failure', details: { error: (err as Error).message } });
+          throw err;
+        }
+      });
+      reloading = run.catch(() => undefined);
+      return run;
     };
     // Expiry is a total outage: say so every day from the warning window on.
     const expiryWatch = setInterval(() => {
       try {
-        certificate = checkCertificate(config, logger, opts.extraRoots);
+        certificate = checkCertificate(runtime.config, logger, opts.extraRoots);
         metrics.certificateDaysToExpire.set(certificate.daysToExpire);
       } catch (err) {
         logger.error({ err: (err as Error).message }, 'certificate check failed');
@@ -273,9 +398,15 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
     const { port: metricsPort } = config.metrics;
     const { httpPort, agentPort } = config.health;
     if (metricsPort) await sideListen('metrics.port', metricsPort, () => startMetricsHttp(host, metricsPort, () => metrics.registry.metrics(), metrics.registry.contentType));
-    const sideAllowList = new CidrList(config.health.allow ?? config.server.allow);
+    // health.allow defaults to server.allow, which a reload may change: follow the running one.
+    let sideAllowList = { for: config, list: new CidrList(config.health.allow ?? config.server.allow) };
+    const sideAllowed = (address: string) => {
+      const c = runtime.config;
+      if (sideAllowList.for !== c) sideAllowList = { for: c, list: new CidrList(c.health.allow ?? c.server.allow) };
+      return sideAllowList.list.has(address);
+    };
     const sideAllow = (port: string): SideAllow => ({
-      has: (address) => sideAllowList.has(address),
+      has: sideAllowed,
       onReject: (source) => onReject(`${port}-allowlist`, source),
     });
     if (httpPort) await sideListen('health.httpPort', httpPort, () => startHealthHttp(config.server.host, httpPort, config.health.path, health, sideAllow('health-http')));
@@ -283,7 +414,7 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
     const control = await startControlServer(controlSocket, {
       status: () =>
         buildStatus({
-          config,
+          config: runtime.config,
           configFile: loaded.file,
           startedAt,
           api,
@@ -292,33 +423,37 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
           agent: agentReply(health()).trim(),
           nodes: hsm.status(),
           certificate,
-          keyStores: keyStoreStatus(config, credentialCounts, credentials),
+          keyStores: keyStoreStatus(runtime.config, new Map(runtime.stores.map((st) => [st.name, st.secrets.size])), credentials),
           sections: statusSections,
           audit: audit ? { file: config.audit?.file, head: audit.head() } : undefined,
         }),
       setDraining,
       reload,
+      credentials: (body, by) => refreshCredentials(body, by),
+      block: (body, by, blocked) => setBlock(blocks, runtime.config, body, by, recordAdmin, blocked),
       audit: recordAdmin,
       injectFault: (node, fault) => {
         // Fault injection breaks a node on purpose: a test and demo tool, never on a production service.
-        if (config.mode === 'production') throw new ControlError('fault injection is refused in production mode (mode: production); use a demo or test configuration');
+        if (runtime.config.mode === 'production') throw new ControlError('fault injection is refused in production mode (mode: production); use a demo or test configuration');
         logger.warn({ node, fault }, 'fault injected');
         return hsm.injectFault(node, fault);
       },
-    });
+    }, (command, err) => logger.error({ command, err: err.message }, 'control command failed'));
     closers.push(() => control.close());
     const drain = async () => {
       stopping = true;
       setDraining(true);
-      const { noticeMs, timeoutMs } = config.server.drain;
+      const { noticeMs, timeoutMs } = runtime.config.server.drain;
       logger.info({ noticeMs, timeoutMs }, 'stopping gracefully: each connection ends after its next answer');
       const { left, ms } = await listener.drain({ noticeMs, timeoutMs });
       if (left > 0) logger.warn({ left, ms }, 'drain timeout passed: closing the connections left');
       else logger.info({ ms }, 'drained: no connection left');
     };
-    logger.info({ address: api.address, port: api.port, stores: stores.map((s) => s.uriPath), agent: agentReply(health()).trim() }, 'xks proxy ready');
+    logger.info({ address: api.address, port: api.port, stores: runtime.stores.map((s) => s.uriPath), agent: agentReply(health()).trim() }, 'xks proxy ready');
     return {
-      config,
+      get config() {
+        return runtime.config;
+      },
       hsm,
       metrics,
       api,

@@ -33,10 +33,15 @@ export interface ListenerEvents {
 
 export interface ApiListener {
   listen(): Promise<{ address: string; port: number }>;
+  /**
+   * Take new settings (certificate and key, client CAs and subjects, allowlists, PROXY protocol,
+   * limits, timeouts) without dropping a connection; each new connection is judged by the settings
+   * in force when it arrives. Settings a live socket cannot change are refused by
+   * restartOnlyChanges() first. Throws (changing nothing) when the new certificate cannot be loaded.
+   */
+  reconfigure(config: GatewayOptions): void;
   /** Graceful stop (gateway/drain.ts): keep answering, end every connection between requests. */
   drain(opts: DrainOptions): Promise<DrainResult>;
-  /** Swap certificate and key without dropping connections. */
-  reloadTls(config: GatewayOptions): void;
   close(): Promise<void>;
 }
 
@@ -68,11 +73,28 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, inFlight:
   );
 }
 
+/**
+ * What a running listener cannot take over: its socket address, the HTTP parser's header limit, and
+ * whether (and how) TLS asks for client certificates. Each entry names the field; empty: all live.
+ */
+export function restartOnlyChanges(running: GatewayOptions, next: GatewayOptions): string[] {
+  const a = running.server;
+  const b = next.server;
+  const changed: string[] = [];
+  if (a.host !== b.host) changed.push('server.host');
+  if (a.port !== b.port) changed.push('server.port');
+  if (a.maxHeaderBytes !== b.maxHeaderBytes) changed.push('server.maxHeaderBytes');
+  if (a.tls.minVersion !== b.tls.minVersion) changed.push('server.tls.minVersion');
+  if (!a.tls.clientAuth !== !b.tls.clientAuth || a.tls.clientAuth?.alertOnReject !== b.tls.clientAuth?.alertOnReject) changed.push('server.tls.clientAuth');
+  return changed;
+}
+
 export function createApiListener(config: GatewayOptions, handler: RequestListener, events: ListenerEvents): ApiListener {
-  const s = config.server;
-  const allow = new CidrList(s.allow);
-  const trustedProxies = new CidrList(s.proxyProtocol.trustedProxies);
-  const subjects = allowedClientSubjects(config);
+  // Replaced as a whole by reconfigure(): a connection reads them once, when it arrives.
+  let s = config.server;
+  let allow = new CidrList(s.allow);
+  let trustedProxies = new CidrList(s.proxyProtocol.trustedProxies);
+  let subjects = allowedClientSubjects(config);
   const perSource = new Map<string, number>();
   const headersTimeout = s.headersTimeoutMs ?? 20_000;
   // clientAuth.alertOnReject: the gate refuses bad client certificates inside the (TLS 1.2)
@@ -285,10 +307,24 @@ export function createApiListener(config: GatewayOptions, handler: RequestListen
         });
       }),
     drain: (opts) => drainer.drain(opts),
-    reloadTls(next: GatewayOptions) {
-      server.setSecureContext(tlsOptions(next.server.tls));
-      clientCas = clientCaCertificates(next.server.tls);
-      tlsConfig = next.server.tls;
+    reconfigure(next: GatewayOptions) {
+      const n = next.server;
+      // Everything that can fail is read before anything changes.
+      const context = tlsOptions(n.tls);
+      const cas = clientCaCertificates(n.tls);
+      const nextAllow = new CidrList(n.allow);
+      const nextTrusted = new CidrList(n.proxyProtocol.trustedProxies);
+      server.setSecureContext(context);
+      clientCas = cas;
+      tlsConfig = n.tls;
+      subjects = allowedClientSubjects(next);
+      allow = nextAllow;
+      trustedProxies = nextTrusted;
+      server.keepAliveTimeout = n.keepAliveTimeoutMs;
+      server.headersTimeout = n.headersTimeoutMs ?? 20_000;
+      server.requestTimeout = server.headersTimeout + 10_000;
+      tcp.maxConnections = n.maxConnections;
+      s = n;
     },
     close: () =>
       new Promise((resolve) => {

@@ -12,16 +12,26 @@ import { checkContentType, parseJsonObject } from '../xks/validate.js';
 import type { RequestRecord, XksDeps } from '../xks/context.js';
 import type { KeyStore } from '../xks/keystore.js';
 
-export interface PipelineOptions {
-  router: Router<KeyStore>;
-  deps: XksDeps;
-  maxBodyBytes: number;
-  requestBudgetMs: number;
+/**
+ * Everything a request is served with that a reload may change. Immutable: a reload builds a new
+ * one and swaps it in; each request takes the current one when it arrives and keeps it to the end,
+ * so a request in flight finishes on the configuration it started with.
+ */
+export interface PipelineRuntime {
+  readonly router: Router<KeyStore>;
+  readonly deps: XksDeps;
+  readonly maxBodyBytes: number;
+  readonly requestBudgetMs: number;
   /** Allowed SigV4 regions for a store that names none of its own (undefined: any). */
-  regions: readonly string[] | undefined;
+  readonly regions: readonly string[] | undefined;
   /** This proxy's DNS name: a signed Host must name it (any port), or the request was meant for
    *  another server and is replayed here. */
-  hostname: string;
+  readonly hostname: string;
+}
+
+export interface PipelineOptions {
+  /** The runtime snapshot in force now. */
+  runtime(): PipelineRuntime;
   /** The load balancer's check: 200 only when this instance can serve. */
   healthCheck(): { ok: boolean; body: object };
   /**
@@ -92,26 +102,24 @@ function readBody(req: IncomingMessage, max: number): Promise<Body> {
 }
 
 export function createPipeline(opts: PipelineOptions): RequestListener {
-  const { router, deps } = opts;
-
-  async function serveXks(req: IncomingMessage, route: Extract<Route<KeyStore>, { kind: 'xks' }>, record: RequestRecord, start: number, conn: ConnectionInfo | undefined): Promise<Reply> {
+  async function serveXks(rt: PipelineRuntime, req: IncomingMessage, route: Extract<Route<KeyStore>, { kind: 'xks' }>, record: RequestRecord, start: number, conn: ConnectionInfo | undefined): Promise<Reply> {
     record.store = route.store.name;
     record.operation = route.operation;
     if (route.keyId) record.keyId = route.keyId;
     if (req.method !== 'POST') {
       return errorReply(new XksError('MethodNotAllowed', 'Only POST is allowed on XKS API paths'), record, { allow: 'POST' });
     }
-    const body = await readBody(req, opts.maxBodyBytes);
+    const body = await readBody(req, rt.maxBodyBytes);
     if (!Buffer.isBuffer(body)) {
       // T13: above the cap is still a spec answer, sent while the rest is drained (or closed).
-      return errorReply(new XksError('UnsupportedOperationException', `Request body above ${opts.maxBodyBytes} bytes is not supported`), record, body.close ? { connection: 'close' } : {});
+      return errorReply(new XksError('UnsupportedOperationException', `Request body above ${rt.maxBodyBytes} bytes is not supported`), record, body.close ? { connection: 'close' } : {});
     }
     const auth = verifySigV4(
       { method: req.method, path: req.url ?? '/', headers: req.headers, rawHeaders: req.rawHeaders, body },
       (id) => route.store.secrets.get(id),
-      { regions: route.store.config.regions ?? opts.regions },
+      { regions: route.store.config.regions ?? rt.regions },
     );
-    if (!hostNames(req.headers.host, opts.hostname)) {
+    if (!hostNames(req.headers.host, rt.hostname)) {
       throw new XksError('AuthenticationFailedException', 'The Host header does not name this proxy', `host=${String(req.headers.host).slice(0, 100)}`);
     }
     record.accessKeyId = auth.accessKeyId;
@@ -123,12 +131,12 @@ export function createPipeline(opts: PipelineOptions): RequestListener {
         operation: route.operation,
         keyId: route.keyId,
         body: parseJsonObject(body),
-        deadline: start + opts.requestBudgetMs,
+        deadline: start + rt.requestBudgetMs,
         sourceAddress: conn?.sourceAddress,
         connectionVpceId: conn?.vpceId,
         record,
       },
-      deps,
+      rt.deps,
     );
     record.status = 200;
     return { status: 200, body: JSON.stringify(result) };
@@ -140,6 +148,7 @@ export function createPipeline(opts: PipelineOptions): RequestListener {
     // error (no clientError, no reply, no close until the headers timeout). Close after answering.
     if (req.headers.upgrade !== undefined) res.setHeader('connection', 'close');
     const start = performance.now();
+    const rt = opts.runtime();
     const conn = connectionOf(req.socket);
     const record: RequestRecord = {};
     if (conn) {
@@ -151,7 +160,7 @@ export function createPipeline(opts: PipelineOptions): RequestListener {
       record.latencyMs = Math.round((performance.now() - start) * 100) / 100;
       opts.onFinish(record, (recorded) => send(res, recorded ? reply : UNRECORDED));
     };
-    const route = router.match(req.url ?? '/');
+    const route = rt.router.match(req.url ?? '/');
     if (conn?.local && route.kind !== 'health-check') {
       // The trusted proxy's own health check skipped the client allowlist: it gets nothing else.
       return finish(errorReply(new XksError('AccessDeniedException', 'A PROXY protocol LOCAL connection may only use the health check path'), record, { connection: 'close' }));
@@ -168,7 +177,7 @@ export function createPipeline(opts: PipelineOptions): RequestListener {
     if (route.kind === 'not-found') {
       return finish(errorReply(new XksError('InvalidUriPathException', 'The URI path is not valid'), record));
     }
-    serveXks(req, route, record, start, conn)
+    serveXks(rt, req, route, record, start, conn)
       .catch((err: unknown) => errorReply(toXksError(err), record))
       .then(finish);
   };

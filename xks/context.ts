@@ -5,6 +5,7 @@ import type { HsmOptions } from './hsm/options.js';
 import type { HsmCluster } from './hsm/types.js';
 import type { KeyDirectory } from './keys.js';
 import type { KeyStore } from './keystore.js';
+import type { BlockView } from './blocks.js';
 import type { Operation } from './validate.js';
 
 export interface RequestRecord {
@@ -48,6 +49,7 @@ export interface XksRequest {
 export interface XksDeps {
   hsm: HsmCluster;
   keys: KeyDirectory;
+  blocks: BlockView;
   proxy: ProxyInfo;
   hsmConfig: HsmOptions;
 }

@@ -22,7 +22,12 @@ export async function handleXks(req: XksRequest, deps: XksDeps): Promise<object>
   if (!req.store.config.enabled) {
     throw new XksError('InvalidStateException', 'The external key store is disabled');
   }
-  if (req.store.quota && !req.store.quota.take()) {
+  // Kill switch (store or global): crypto and key metadata refused; GetHealthStatus still answers,
+  // so KMS keeps the key store connected while it is blocked.
+  const block = req.operation === 'health' ? undefined : deps.blocks.find(req.store.name);
+  if (block) throw new XksError('InvalidStateException', 'The external key store is blocked', `blocked (${block.scope}) by ${block.operator}: ${block.reason}`);
+  // GetHealthStatus is never throttled by the store's quota: a busy store must not look unhealthy to KMS.
+  if (req.operation !== 'health' && req.store.quota && !req.store.quota.take()) {
     throw new XksError('ThrottlingException', 'The request rate of this key store is above its quota');
   }
   return HANDLERS[req.operation](req, deps);

@@ -8,6 +8,8 @@ import { writeKmsProxyConfig } from '../kms-config.js';
 import { createCliLogger } from '../logging.js';
 import { checkCertificate, startFailure } from '../service.js';
 import { loginAllNodes } from '../doctor/hsm-login.js';
+import { checkConfiguredKeys, formatReport, problems, unusable } from '../keys/verify.js';
+import { EXIT } from '../exit-codes.js';
 import { HsmStartError } from '../../xks/hsm/errors.js';
 import { CliError } from './errors.js';
 import { operatorOptions, type OperatorOptions } from './operator.js';
@@ -22,15 +24,21 @@ export function register(program: Command): void {
     )
     .requiredOption('--config <FILE>', 'the appliance configuration (YAML)')
     .option('--no-hsm', 'do not contact the HSM nodes (then a wrong PIN is NOT detected)')
-    .action(async (o: { config: string; hsm: boolean }) => {
+    .option('--offline', 'the same as --no-hsm: no login, no key check')
+    .action(async (o: { config: string; hsm: boolean; offline?: boolean }) => {
       const { config, file } = await loadConfig(resolve(o.config));
       const cert = checkCertificate(config, createCliLogger());
-      let hsm = 'HSM nodes not contacted (--no-hsm): a wrong PIN is not detected';
-      if (o.hsm) {
+      let hsm = 'HSM nodes not contacted (--offline): a wrong PIN or a split key is not detected';
+      if (o.hsm && !o.offline) {
         const logins = await loginAllNodes(config);
         const failed = logins.find((l) => !l.ok);
         if (failed) throw startFailure(new HsmStartError(failed.error ?? `HSM node ${failed.id}: cannot log in`, failed.kind ?? 'runtime'));
-        hsm = `logged in to ${logins.length} HSM node(s), health-check key works`;
+        // Per node, what each configured label resolves to: a label that names nothing usable fails here.
+        const keys = await checkConfiguredKeys(config);
+        process.stdout.write(formatReport(keys));
+        const bad = [...problems(keys), ...unusable(config, keys)];
+        if (bad.length) throw new CliError(`keys: ${bad.join('; ')}`, EXIT.CONFIG);
+        hsm = `logged in to ${logins.length} HSM node(s), health-check key works, ${keys.reports.length} key(s) the same on every node`;
       }
       process.stdout.write(`${file}: valid; ${config.keyStores.length} key store(s); certificate expires in ${cert.daysToExpire} days${cert.staging ? ' (STAGING root: KMS will not accept it)' : ''}; ${hsm}\n`);
     });

@@ -44,8 +44,11 @@ export function register(program: Command): void {
     program
       .command('reload')
       .description(
-        'Reload the server certificate chain, its key and the credential files without a restart, and reopen the audit file (after logrotate);\n' +
-          'a bad new certificate (checked first) is refused and the old one kept',
+        'Reload the whole configuration file (key stores, keys, policies, quotas, allowlists, regions, HSM nodes, logging level),\n' +
+          'the certificate chain and key, and the credential files, without a restart and without dropping a connection;\n' +
+          'reopen the audit file (after logrotate). Everything is checked first: a bad file is refused with its reason and the\n' +
+          'running configuration keeps serving. The listener address, health/metrics ports and the audit file take a restart.\n' +
+          'SIGHUP does the same.',
       )
       .requiredOption('--config <FILE>', 'configuration file of the running appliance'),
   ).action(async (o: { config: string } & OperatorOptions) => print(await controlCall(resolve(o.config), '/reload', o)));

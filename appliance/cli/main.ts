@@ -7,6 +7,8 @@ import { register as registerCert } from './cert.js';
 import { register as registerAudit } from './audit.js';
 import { register as registerConfigTools } from './config-tools.js';
 import { register as registerControl } from './control.js';
+import { register as registerBlock } from './block.js';
+import { register as registerCreds } from './creds.js';
 import { register as registerDemo } from './demo.js';
 import { register as registerFleet } from './fleet.js';
 import { register as registerAwsTemplate } from './aws-template.js';
@@ -32,6 +34,8 @@ export async function main(argv: string[]): Promise<void> {
   registerAwsTemplate(program);
   registerStatus(program);
   registerControl(program);
+  registerBlock(program);
+  registerCreds(program);
   registerConfigTools(program);
   registerCert(program);
   registerInit(program);

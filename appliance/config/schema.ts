@@ -76,6 +76,8 @@ const keyStore = z
     uriPathPrefix,
     enabled: z.boolean().default(true),
     credentialsFile: z.string().min(1, 'a file (mode 0600) listing {accessKeyId, secretAccessKey} sets'),
+    /** Credential sets older than this are warned about (xks creds list, the log): rotate them. */
+    credentialMaxAgeDays: z.number().int().min(1).max(3650).default(90),
     regions: z.array(z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, 'an AWS region such as us-east-1')).optional(),
     // KMS's default quota per external key store is 1800 requests/s (P3); beyond it: 429.
     quota: z.object({ requestsPerSecond: z.number().int().min(1), burst: z.number().int().min(1).optional() }).strict().optional(),

@@ -13,7 +13,11 @@ import type { Operator } from '../service.js';
 
 export interface ControlTarget {
   status(): object;
-  reload(by: Operator): object;
+  reload(by: Operator): Promise<object>;
+  /** A credentials file changed (xks creds add/retire): use it now, and record the action. */
+  credentials(body: Record<string, unknown>, by: Operator): Promise<object>;
+  /** Kill switch: body names the target (key/store/all); see appliance/kill-switch.ts. */
+  block(body: Record<string, unknown>, by: Operator, blocked: boolean): Promise<object>;
   setDraining(draining: boolean, by: Operator): void;
   injectFault(nodeId: string, fault: Fault): Promise<void>;
   /** An administrative record for an action done outside the service (e.g. xks kms-config). */
@@ -60,6 +64,9 @@ const ROUTES: Record<string, Handler> = {
   '/drain': (b, t) => (t.setDraining(true, operatorOf(b)), t.status()),
   '/undrain': (b, t) => (t.setDraining(false, operatorOf(b)), t.status()),
   '/reload': (b, t) => t.reload(operatorOf(b)),
+  '/block': (b, t) => t.block(b, operatorOf(b), true),
+  '/credentials': (b, t) => t.credentials(b, operatorOf(b)),
+  '/unblock': (b, t) => t.block(b, operatorOf(b), false),
   '/audit': (b, t) => (t.audit(reportedAction(b)), { recorded: true }),
   '/fault': async (b, t) => {
     if (typeof b['node'] !== 'string') throw new ControlError('node is required');
@@ -150,7 +157,11 @@ async function listenPrivately(server: http.Server, path: string): Promise<void>
   }
 }
 
-export async function startControlServer(path: string, target: ControlTarget): Promise<{ close(): Promise<void> }> {
+export async function startControlServer(
+  path: string,
+  target: ControlTarget,
+  onInternalError?: (command: string, err: Error) => void,
+): Promise<{ close(): Promise<void> }> {
   await claimControlSocket(path);
   const server = http.createServer((req, res) => {
     const handler = ROUTES[req.url ?? ''];
@@ -163,6 +174,8 @@ export async function startControlServer(path: string, target: ControlTarget): P
         // Config and control errors are the operator's to fix: say what; anything else stays vague.
         (err: Error) => {
           const operator = err instanceof ControlError || err.name === 'ConfigError';
+          // "See the service log" must be true: the log gets what the reply leaves out.
+          if (!operator) onInternalError?.(req.url ?? '', err);
           reply(operator ? 400 : 500, { error: operator ? err.message : 'internal error (see the service log)' });
         },
       );

@@ -13,6 +13,7 @@ import { lintHaproxy } from '../../haproxy/lint.js';
 import { NLB_DEFAULT_IDLE_TIMEOUT_MS } from '../../haproxy/options.js';
 import { fail, ok, warn, type CheckResult, type DoctorCheck } from './check.js';
 import { loginAllNodes } from './hsm-login.js';
+import { keysCheck } from './keys-check.js';
 
 const configuration: DoctorCheck = {
   name: 'configuration',
@@ -215,4 +216,4 @@ const clock: DoctorCheck = {
   },
 };
 
-export const DOCTOR_CHECKS: DoctorCheck[] = [configuration, fileModes, certificate, dns, tlsHandshakes, hsmNodes, idleTimeouts, fleetSize, clock];
+export const DOCTOR_CHECKS: DoctorCheck[] = [configuration, fileModes, certificate, dns, tlsHandshakes, hsmNodes, keysCheck, idleTimeouts, fleetSize, clock];

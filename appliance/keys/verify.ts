@@ -6,6 +6,7 @@ import type { Config } from '../config/schema.js';
 import { configuredLabels } from '../service.js';
 import { createHsmCluster } from '../../xks/hsm/parent/cluster.js';
 import type { KeyReport, NodeStatus } from '../../xks/hsm/types.js';
+import { describe } from '../../xks/hsm/parent/key-check.js';
 
 export interface KeysCheck {
   reports: KeyReport[];
@@ -30,6 +31,22 @@ export function problems(check: KeysCheck): string[] {
   const out = check.reports.filter((r) => r.state !== 'consistent').map((r) => `${r.state.toUpperCase()}: ${r.message}`);
   for (const n of unchecked(check)) out.push(`NOT CHECKED: HSM node ${n.id} did not start${n.detail ? ` (${n.detail})` : ''}`);
   return out;
+}
+
+/**
+ * Configured keys KMS cannot use: the majority's key is not an AES-256 secret key (RSA, EC, HMAC,
+ * AES-128...). A key whose token flags allow less than its configuration is reported by
+ * GetKeyMetadata with the usage it really has; that is a choice, not an error.
+ */
+export function unusable(config: Config, check: KeysCheck): string[] {
+  const byLabel = new Map(check.reports.map((r) => [r.label, r]));
+  return config.keyStores.flatMap((s) =>
+    s.keys.flatMap((k) => {
+      const info = byLabel.get(k.label)?.nodes.find((v) => v.verdict === 'ok')?.info;
+      if (!info || (info.objectClass === 'SECRET_KEY' && info.keySpec === 'AES_256')) return [];
+      return [`${s.name}/${k.id}: label "${k.label}" is ${describe(info)}, not an AES_256 secret key: KMS cannot use it`];
+    }),
+  );
 }
 
 /** Nodes that were not running when the keys were checked. */

@@ -372,20 +372,24 @@ t.test('per-source connection cap: the 5th connection from 127.0.0.1 is closed b
   await sleep(200);
 });
 
-t.test('per-store quota: beyond 5 requests/s the store answers 429 ThrottlingException', async (t) => {
+t.test('per-store quota: beyond 5 requests/s the store answers 429 ThrottlingException; never to GetHealthStatus', async (t) => {
   const quota = storeClient('/quota');
-  const replies = await Promise.all(Array.from({ length: 20 }, (_, i) => quota.call('/health', meta({ kmsOperation: 'KmsHealthCheck', kmsRequestId: `hardening-quota-${i}` }), { agent })));
-  const ok = replies.filter((r) => r.status === 200).length;
+  // GetKeyMetadata of a key the store lacks: 404 when served, 429 when throttled.
+  const metadata = (id: string) => quota.call('/keys/no-such-key/metadata', meta({ kmsOperation: 'DescribeKey', kmsRequestId: id }), { agent });
+  const replies = await Promise.all(Array.from({ length: 20 }, (_, i) => metadata(`hardening-quota-${i}`)));
+  const ok = replies.filter((r) => r.status === 404).length;
   const throttled = replies.filter((r) => r.status === 429);
   t.comment(`20 at once: ${ok} served, ${throttled.length} throttled`);
   t.ok(ok >= 1 && ok < 20, 'some are served, not all');
   t.equal(ok + throttled.length, 20, 'the rest are throttled');
   t.same(throttled.map((r) => specErrorProblem(r, 429, 'ThrottlingException')).filter(Boolean), [], 'each a spec JSON 429 ThrottlingException');
+  const health = await Promise.all(Array.from({ length: 10 }, () => quota.call('/health', meta({ kmsOperation: 'KmsHealthCheck' }), { agent })));
+  t.same(health.map((r) => r.status), Array(10).fill(200), 'GetHealthStatus is not throttled by the quota: a busy store must not look unhealthy');
   const other = await storeClient('/policy').call('/health', meta({ kmsOperation: 'KmsHealthCheck' }), { agent });
   t.equal(other.status, 200, 'another store is not throttled by this one’s quota');
   await sleep(1200); // the bucket refills at 5 tokens/s
-  const later = await quota.call('/health', meta({ kmsOperation: 'KmsHealthCheck' }), { agent });
-  t.equal(later.status, 200, 'served again once the bucket refills');
+  const later = await metadata('hardening-quota-later');
+  t.equal(later.status, 404, 'served again once the bucket refills');
   quota.close();
 });
 

@@ -88,6 +88,12 @@ t.test('a deliberately split key: verify exits 1 naming nodes and label; xks ser
   t.match(verify.stdout, /key "k-split": split/);
   const show = await xks(['keys', 'show', '--config', configFile, '--id', 'key-split']);
   t.match(show.stdout, /store1\/key-split: label "k-split"[\s\S]*hsm-1 +other-material[\s\S]*hsm-2 +other-material/);
+  const check = await xks(['check', '--config', configFile]);
+  t.equal(check.code, 2, 'xks check refuses it');
+  t.match(check.stderr, /keys: SPLIT: key "k-split" differs/);
+  const doctor = await xks(['doctor', '--config', configFile]);
+  t.match(doctor.stdout, /FAIL key k-split +key "k-split" differs between HSM nodes/);
+  t.match(doctor.stdout, /OK   key key-1 +the same key on 2 node\(s\) \(material compared\)/);
   const serve = await xks(['serve', '--config', configFile]);
   t.equal(serve.code, 2, 'a configuration error');
   t.match(serve.stderr, /key "k-split" differs between HSM nodes/);

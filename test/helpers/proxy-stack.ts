@@ -1,7 +1,7 @@
 /**
  * The gateway's real API listener (gateway/listener.ts) with PROXY protocol required from
  * 127.0.0.1, serving a small test handler, for the PROXY-protocol integration tests (clients that
- * send a PROXY header before TLS: raw-client.ts). The certificate comes from the project's dev PKI.
+ * send a PROXY header before TLS: raw-http.ts). The certificate comes from the project's dev PKI.
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';

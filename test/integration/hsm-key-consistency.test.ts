@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Writable } from 'node:stream';
 import pino from 'pino';
+import { Registry } from 'prom-client';
+import { watchHsmKeys } from '../../xks/hsm-key-metrics.js';
 import t, { type Test } from 'tap';
 import { createHsmCluster } from '../../xks/hsm/parent/cluster.js';
 import type { HsmConfig } from '../../appliance/config/schema.js';
@@ -94,6 +96,13 @@ t.test('a key missing on one node, or other material on one of three: only the m
   const status = c.status();
   t.match(status, [{ id: 'hsm-1', health: 'ACTIVE' }, { id: 'hsm-2', health: 'DEGRADED', detail: /k-one: missing/ }, { id: 'hsm-3', health: 'DEGRADED', detail: /k-maj: other-material/ }]);
   t.ok(logs.some((l) => l.level === 40 && /key "k-one" is not served by hsm-2 \(no key labelled "k-one"\)/.test(String(l.msg))), 'a warning names the key and the node');
+  const registry = new Registry();
+  watchHsmKeys(registry, c);
+  const text = await registry.metrics();
+  t.match(text, /xks_proxy_hsm_key_state\{key="k-one",state="degraded"\} 1/);
+  t.match(text, /xks_proxy_hsm_key_served\{key="k-one",node="hsm-2"\} 0/);
+  t.match(text, /xks_proxy_hsm_key_served\{key="k-maj",node="hsm-1"\} 1/);
+  t.match(text, /xks_proxy_hsm_key_served\{key="k-maj",node="hsm-3"\} 0/);
 });
 
 t.test('a label on no node answers KeyNotFound; RSA, EC, HMAC and AES-128 keys are reported as what they are', async (t) => {

@@ -12,7 +12,7 @@ import t, { type Test } from 'tap';
 import { readProxyHeader } from '../../gateway/proxy-protocol.js';
 import { v1Header, v2Header } from '../helpers/proxy-header.js';
 import { makeCert, pattern, startProxyStack, type ProxyStack, type StackOptions } from '../helpers/proxy-stack.js';
-import { connectProxied, overSocket } from '../helpers/raw-client.js';
+import { connectProxied, overSocket } from '../helpers/raw-http.js';
 
 // The listener's reasons for dropping a connection at the PROXY header (gateway/proxy-protocol.ts).
 const TIMEOUT = /no complete PROXY header within/;

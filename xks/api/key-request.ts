@@ -29,6 +29,8 @@ export async function cryptoKey(req: XksRequest, deps: XksDeps, metadata: Reques
   noteMetadata(req, metadata);
   const key = deps.keys.configured(req.store, req.keyId!);
   if (!key.enabled) throw new XksError('InvalidStateException', 'The external key is disabled');
+  const block = deps.blocks.find(req.store.name, key.id);
+  if (block) throw new XksError('InvalidStateException', 'The external key is blocked', `blocked (${block.scope}) by ${block.operator}: ${block.reason}`);
   authorizeRequest(req, key, metadata);
   return { key, info: await deps.keys.info(key, req.deadline, false) };
 }

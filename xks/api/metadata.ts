@@ -14,6 +14,7 @@ export async function getKeyMetadata(req: XksRequest, deps: XksDeps): Promise<ob
   return {
     keySpec: keySpecOf(info),
     keyUsage: reportedUsage(key, info),
-    keyStatus: key.enabled ? 'ENABLED' : 'DISABLED',
+    // A blocked key reports DISABLED, as a disabled one does (K4).
+    keyStatus: key.enabled && !deps.blocks.find(req.store.name, key.id) ? 'ENABLED' : 'DISABLED',
   };
 }

@@ -3,7 +3,7 @@
 // Buffers in the binary framing of wire.ts. PINs never cross it: the child reads its PIN from the
 // file or environment variable the node configuration names.
 import type { HsmNodeOptions } from './options.js';
-import type { DecryptInput, EncryptInput, Fault, KeyInfo } from './types.js';
+import type { DecryptInput, EncryptInput, Fault, KeyInfo, StateObject } from './types.js';
 
 export interface InitMessage {
   t: 'init';
@@ -16,7 +16,11 @@ export type NodeCall =
   | { op: 'encrypt'; input: EncryptInput }
   | { op: 'decrypt'; input: DecryptInput }
   | { op: 'probe' }
-  | { op: 'fault'; fault: Fault };
+  | { op: 'fault'; fault: Fault }
+  // Shared state as token data objects (child/state-objects.ts).
+  | { op: 'stateList'; application: string }
+  | { op: 'statePut'; application: string; label: string; value: Buffer }
+  | { op: 'stateDelete'; application: string; label: string };
 
 export type OpName = NodeCall['op'];
 
@@ -26,6 +30,9 @@ export interface OpResults {
   decrypt: { plaintext: Buffer };
   probe: true;
   fault: true;
+  stateList: StateObject[];
+  statePut: true;
+  stateDelete: number;
 }
 
 export interface CallRequest {

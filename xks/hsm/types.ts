@@ -2,6 +2,16 @@
 // nothing above it knows about PKCS#11. Errors thrown across it are HsmError (errors.ts), named
 // as the spec's errors: InvalidCiphertextException (an answer, never retried), DependencyTimeoutException,
 // ThrottlingException, InternalException.
+import type { HsmOptions } from './options.js';
+
+/** A token data object of the appliance's shared state (e.g. a kill-switch block). */
+export interface StateObject {
+  label: string;
+  value: Buffer;
+}
+
+/** What one node answered to a call made on every node. */
+export type NodeOutcome<T> = { node: string; ok: true; value: T } | { node: string; ok: false; error: string };
 
 export type NodeHealth = 'ACTIVE' | 'DEGRADED' | 'UNAVAILABLE';
 
@@ -90,6 +100,16 @@ export type Fault =
   | { kind: 'fail'; ckr: string }
   | { kind: 'freeze' };
 
+/** A reload of the HSM configuration whose new node processes run and passed their first probe. */
+export interface HsmReconfiguration {
+  readonly added: readonly string[];
+  readonly removed: readonly string[];
+  /** Swap the node list and settings at once; removed nodes finish their calls, then close. */
+  commit(): void;
+  /** The reload was refused elsewhere: stop the new node processes. */
+  abort(): Promise<void>;
+}
+
 // The key consistency check (parent/key-check.ts): one truth on every node.
 /** What one node holds under a label, compared with the majority. */
 export type KeyVerdict = 'ok' | 'missing' | 'other-material' | 'other-kind' | 'unknown';
@@ -142,8 +162,17 @@ export interface HsmCluster {
   status(): NodeStatus[];
   /** Called whenever a node's health or pid changes. */
   onChange(listener: (nodes: NodeStatus[]) => void): void;
+  /** Start what `next` adds or changes (see HsmReconfiguration); rejects with a one-line reason. */
+  reconfigure(next: HsmOptions): Promise<HsmReconfiguration>;
   /** Called for every call attempt, failover and node restart (keep it cheap: it is on the hot path). */
   onEvent(listener: (event: HsmEvent) => void): void;
+  /**
+   * Shared state on every node's token (CKO_DATA objects of one CKA_APPLICATION), each node under
+   * its own deadline; one outcome per node of the current configuration.
+   */
+  listState(application: string, timeoutMs: number): Promise<NodeOutcome<StateObject[]>[]>;
+  putState(application: string, label: string, value: Buffer, timeoutMs: number): Promise<NodeOutcome<true>[]>;
+  deleteState(application: string, label: string, timeoutMs: number): Promise<NodeOutcome<number>[]>;
   /** Test and demo fault injection on one node. */
   injectFault(nodeId: string, fault: Fault): Promise<void>;
   close(): Promise<void>;

@@ -15,7 +15,8 @@ import type { KeyInfo } from './types.js';
 const KIND_CALL = 1;
 const KIND_OK = 2;
 const KIND_ERR = 3;
-const OPS: readonly OpName[] = ['keyInfo', 'encrypt', 'decrypt', 'probe', 'fault'];
+// Append only: a code's position is its number on the wire.
+const OPS: readonly OpName[] = ['keyInfo', 'encrypt', 'decrypt', 'probe', 'fault', 'stateList', 'statePut', 'stateDelete'];
 const OP_CODE = new Map(OPS.map((op, i) => [op, i]));
 
 type Field = number | Buffer | string;
@@ -143,6 +144,15 @@ export function encodeCall(req: CallRequest): Buffer {
     case 'fault':
       w.str(JSON.stringify(call.fault)); // rare: not worth a layout of its own
       break;
+    case 'stateList':
+      w.str(call.application);
+      break;
+    case 'statePut':
+      w.str(call.application).str(call.label).bytes(call.value);
+      break;
+    case 'stateDelete':
+      w.str(call.application).str(call.label);
+      break;
   }
   return w.finish();
 }
@@ -163,6 +173,12 @@ function readCall(r: Reader, op: OpName): NodeCall {
       return { op };
     case 'fault':
       return { op, fault: JSON.parse(r.str()) };
+    case 'stateList':
+      return { op, application: r.str() };
+    case 'statePut':
+      return { op, application: r.str(), label: r.str(), value: Buffer.from(r.bytes()) };
+    case 'stateDelete':
+      return { op, application: r.str(), label: r.str() };
   }
 }
 
@@ -205,6 +221,16 @@ export function encodeReply(op: OpName, reply: CallReply): Buffer {
       break;
     case 'probe':
     case 'fault':
+    case 'statePut':
+      break;
+    case 'stateList': {
+      const v = reply.value as OpResults['stateList'];
+      w.u32(v.length);
+      for (const o of v) w.str(o.label).bytes(o.value);
+      break;
+    }
+    case 'stateDelete':
+      w.u32(reply.value as number);
       break;
   }
   return w.finish();
@@ -232,7 +258,12 @@ function readValue(r: Reader, op: OpName): unknown {
       return { plaintext: r.bytes() };
     case 'probe':
     case 'fault':
+    case 'statePut':
       return true;
+    case 'stateList':
+      return Array.from({ length: r.u32() }, () => ({ label: r.str(), value: Buffer.from(r.bytes()) }));
+    case 'stateDelete':
+      return r.u32();
   }
 }
 

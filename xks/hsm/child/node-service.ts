@@ -6,7 +6,8 @@ import type { HsmNodeOptions } from '../options.js';
 import { computeCdiv } from './cdiv.js';
 import { findKeyObject } from './key-object.js';
 import { ckrCode } from './ckr.js';
-import { IvNotReturnedError, Pkcs11CallError, Pkcs11Module, TokenNotFoundError, type Handle } from './pkcs11.js';
+import { IvNotReturnedError, Pkcs11CallError, TokenNotFoundError, type Handle } from './pkcs11.js';
+import { Pkcs11StateModule } from './state-objects.js';
 import { PinError, readPin } from './pin.js';
 import type { NodeCall, OpResults } from '../protocol.js';
 import { SessionPool, type PooledSession } from './session-pool.js';
@@ -36,7 +37,7 @@ export class NodeService {
 
   private constructor(
     private readonly cfg: HsmNodeOptions,
-    private readonly mod: Pkcs11Module,
+    private readonly mod: Pkcs11StateModule,
     private readonly pool: SessionPool,
     private readonly healthKeyLabel: string,
   ) {}
@@ -100,6 +101,12 @@ export class NodeService {
         return { plaintext: await this.decrypt(call.input, expiresAt) };
       case 'probe':
         return this.probe(expiresAt);
+      case 'stateList':
+        return this.session(expiresAt, 'other', async (s) => this.mod.listState(s.handle, call.application));
+      case 'statePut':
+        return this.pool.readWrite((h) => (this.mod.putState(h, call.application, call.label, call.value), true as const));
+      case 'stateDelete':
+        return this.pool.readWrite((h) => this.mod.deleteState(h, call.application, call.label));
     }
   }
 
@@ -180,10 +187,10 @@ export class NodeService {
   }
 }
 
-function loadModule(path: string): Pkcs11Module {
+function loadModule(path: string): Pkcs11StateModule {
   if (!existsSync(path)) throw new FatalInitError(`the PKCS#11 module ${path} does not exist; set module to the vendor library's path`);
   try {
-    return new Pkcs11Module(path);
+    return new Pkcs11StateModule(path);
   } catch (err) {
     throw new FatalInitError(`the PKCS#11 module ${path} cannot be loaded (${describe(err)}); check that it is a PKCS#11 library for this platform`);
   }

@@ -62,6 +62,21 @@ export class SessionPool {
     return found;
   }
 
+  /**
+   * Run `fn` in a read-write session of its own (writing token objects needs one; the pooled
+   * sessions are read-only). Rare: opened for the call and closed after it.
+   */
+  readWrite<T>(fn: (session: Handle) => T): T {
+    if (!this.slot) throw new Error('session pool is not open');
+    const handle = this.mod.openSession(this.slot, true);
+    try {
+      this.mod.login(handle, this.pin);
+      return fn(handle);
+    } finally {
+      this.mod.closeSession(handle);
+    }
+  }
+
   async use<T>(expiresAt: number, fn: (s: PooledSession) => Promise<T>): Promise<T> {
     let s: PooledSession;
     try {

@@ -7,13 +7,13 @@ import type { Logger } from 'pino';
 import type { HsmOptions, HsmNodeOptions } from '../options.js';
 import { HsmError, HsmStartError } from '../errors.js';
 import { LogLimiter } from './log-limiter.js';
-import { takePinVariables } from './pin-env.js';
+import { takePinVariables, type PinVariable } from './pin-env.js';
 import { NodeCallError, type CallFailure } from './ipc-client.js';
 import { NodeClient } from './node-client.js';
 import { NodeHealthTracker } from './node-health.js';
 import { checkKey } from './key-check.js';
 import type { NodeCall, OpName, OpResults } from '../protocol.js';
-import type { DecryptInput, DecryptOutput, EncryptInput, EncryptOutput, Fault, HsmCluster, HsmEvent, KeyInfo, KeyReport, KeyVerdict, NodeHealth, NodeStatus, StartOptions } from '../types.js';
+import type { DecryptInput, DecryptOutput, EncryptInput, EncryptOutput, Fault, HsmCluster, HsmEvent, HsmReconfiguration, KeyInfo, KeyReport, KeyVerdict, NodeHealth, NodeOutcome, NodeStatus, StartOptions, StateObject } from '../types.js';
 
 /** Calls in flight per node before new requests are refused (429) rather than queued. */
 const IN_FLIGHT_PER_SESSION = 8;
@@ -58,10 +58,26 @@ export function createHsmCluster(hsm: HsmOptions, logger?: Logger): HsmCluster {
   return new Cluster(hsm, logger);
 }
 
+/** A node process is kept across a reload only when everything it was started with is the same. */
+function sameNode(a: HsmNodeOptions, b: HsmNodeOptions, before: HsmOptions, after: HsmOptions): boolean {
+  return (
+    JSON.stringify(a) === JSON.stringify(b) &&
+    before.healthKeyLabel === after.healthKeyLabel &&
+    before.callTimeoutMs === after.callTimeoutMs &&
+    before.hangKillAfterMs === after.hangKillAfterMs
+  );
+}
+
+/** How long a node taken out by a reload may finish the calls it has before it is closed. */
+const RETIRE_GRACE_MS = 2000;
+
 class Cluster implements HsmCluster {
-  private readonly nodes: Node[];
+  /** Replaced as a whole on reload; a request's retries read the current list. */
+  private nodes: Node[];
   private readonly listeners: Array<(nodes: NodeStatus[]) => void> = [];
   private readonly eventListeners: Array<(event: HsmEvent) => void> = [];
+  /** PIN variables by name, taken out of the environment at start (and at reloads). */
+  private readonly pins = new Map<string, PinVariable>();
   private readonly limiter = new LogLimiter();
   private rr = 0;
   private started = false;
@@ -73,36 +89,85 @@ class Cluster implements HsmCluster {
   private checking: Promise<void> | undefined;
 
   constructor(
-    private readonly hsm: HsmOptions,
+    private hsm: HsmOptions,
     private readonly logger?: Logger,
   ) {
-    // Before any process starts: each node gets its own PIN variable only (pin-env.ts).
-    const pins = takePinVariables(hsm.nodes);
-    this.nodes = hsm.nodes.map((cfg) => {
-      const client = new NodeClient(cfg, {
-        healthKeyLabel: hsm.healthKeyLabel,
-        callTimeoutMs: hsm.callTimeoutMs,
-        hangKillAfterMs: hsm.hangKillAfterMs,
-        pin: pins.get(cfg.id),
-        logger,
-        retryStart: true,
-      });
-      const node: Node = {
-        client,
-        cfg,
-        tracker: new NodeHealthTracker(),
-        maxInFlight: Math.max(MIN_IN_FLIGHT, cfg.sessions * IN_FLIGHT_PER_SESSION),
-        calls: 0,
-        restarts: 0,
-        lastProbeAt: undefined,
-        probeTimer: undefined,
-        admitted: false,
-        keys: new Map(),
-      };
-      client.on('up', () => this.onUp(node));
-      client.on('down', () => this.onDown(node));
-      return node;
-    });
+    // Before any process starts: each node gets its own PIN variable only (pin-env.ts). Kept by
+    // name, so a node a reload adds or changes finds its variable too.
+    for (const [id, pin] of takePinVariables(hsm.nodes)) this.pins.set(hsm.nodes.find((n) => n.id === id)!.pin.env!, pin);
+    this.nodes = hsm.nodes.map((cfg) => this.makeNode(cfg, hsm, true));
+  }
+
+  /** retryStart: a node that fails its first start keeps trying (at service start); a reload refuses instead. */
+  private makeNode(cfg: HsmNodeOptions, hsm: HsmOptions, retryStart: boolean): Node {
+    const pin = cfg.pin.env === undefined ? undefined : this.pins.get(cfg.pin.env);
+    const client = new NodeClient(cfg, { healthKeyLabel: hsm.healthKeyLabel, callTimeoutMs: hsm.callTimeoutMs, hangKillAfterMs: hsm.hangKillAfterMs, pin, logger: this.logger, retryStart });
+    const node: Node = {
+      client,
+      cfg,
+      tracker: new NodeHealthTracker(),
+      maxInFlight: Math.max(MIN_IN_FLIGHT, cfg.sessions * IN_FLIGHT_PER_SESSION),
+      calls: 0,
+      restarts: 0,
+      lastProbeAt: undefined,
+      probeTimer: undefined,
+      admitted: false,
+      keys: new Map(),
+    };
+    client.on('up', () => this.onUp(node));
+    client.on('down', () => this.onDown(node));
+    return node;
+  }
+
+  /**
+   * Reload: node processes for the nodes `next` adds or changes are started and probed first (a
+   * node that cannot start refuses the reload with its one-line reason, and nothing changed);
+   * commit() then swaps the node list at once. Nodes left out finish their calls and are closed.
+   */
+  async reconfigure(next: HsmOptions): Promise<HsmReconfiguration> {
+    const before = this.hsm;
+    for (const [id, pin] of takePinVariables(next.nodes)) this.pins.set(next.nodes.find((n) => n.id === id)!.pin.env!, pin);
+    const kept = new Map<string, Node>();
+    for (const n of this.nodes) {
+      const cfg = next.nodes.find((c) => c.id === n.cfg.id);
+      if (cfg && sameNode(n.cfg, cfg, before, next)) kept.set(cfg.id, n);
+    }
+    const fresh = next.nodes.filter((c) => !kept.has(c.id)).map((cfg) => this.makeNode(cfg, next, false));
+    const abort = async () => {
+      await Promise.all(fresh.map((n) => n.client.close()));
+    };
+    const results = await Promise.allSettled(fresh.map(async (n) => (await n.client.start(), await this.firstProbe(n))));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
+      await abort();
+      throw failed.reason;
+    }
+    return {
+      added: fresh.map((n) => n.cfg.id),
+      removed: this.nodes.filter((n) => ![...kept.values()].includes(n)).map((n) => n.cfg.id),
+      abort,
+      commit: () => {
+        if (this.closed) return;
+        const old = this.nodes;
+        this.hsm = next;
+        this.nodes = next.nodes.map((c) => kept.get(c.id) ?? fresh.find((n) => n.cfg.id === c.id)!);
+        for (const n of fresh) {
+          this.admit(n);
+          this.scheduleProbe(n, this.hsm.probeIntervalMs);
+        }
+        void this.checkKeys().catch(() => undefined);
+        for (const n of old) if (!this.nodes.includes(n)) void this.retire(n);
+        this.notify();
+      },
+    };
+  }
+
+  /** A node out of the configuration: no new calls reach it; its calls in flight finish first. */
+  private async retire(node: Node): Promise<void> {
+    clearTimeout(node.probeTimer);
+    const end = Date.now() + RETIRE_GRACE_MS;
+    while (node.client.inFlight > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    await node.client.close();
   }
 
   /**
@@ -268,10 +333,41 @@ class Cluster implements HsmCluster {
     for (const listener of this.eventListeners) listener(event);
   }
 
+  listState(application: string, timeoutMs: number): Promise<NodeOutcome<StateObject[]>[]> {
+    return this.onEveryNode({ op: 'stateList', application }, timeoutMs);
+  }
+
+  putState(application: string, label: string, value: Buffer, timeoutMs: number): Promise<NodeOutcome<true>[]> {
+    return this.onEveryNode({ op: 'statePut', application, label, value }, timeoutMs);
+  }
+
+  deleteState(application: string, label: string, timeoutMs: number): Promise<NodeOutcome<number>[]> {
+    return this.onEveryNode({ op: 'stateDelete', application, label }, timeoutMs);
+  }
+
+  /** The same call on every node at once; a node that is down or fails is reported, not retried. */
+  private onEveryNode<K extends OpName>(call: Extract<NodeCall, { op: K }>, timeoutMs: number): Promise<NodeOutcome<OpResults[K]>[]> {
+    return Promise.all(
+      this.nodes.map((n) =>
+        n.client.call(call, timeoutMs).then(
+          (value): NodeOutcome<OpResults[K]> => ({ node: n.cfg.id, ok: true, value }),
+          (err: Error): NodeOutcome<OpResults[K]> => ({ node: n.cfg.id, ok: false, error: err instanceof NodeCallError ? (err.ckr ?? err.kind) : err.message }),
+        ),
+      ),
+    );
+  }
+
   async injectFault(nodeId: string, fault: Fault): Promise<void> {
     const node = this.nodes.find((n) => n.cfg.id === nodeId);
     if (!node) throw new Error(`no HSM node "${nodeId}"`);
-    await node.client.call({ op: 'fault', fault }, 5000);
+    try {
+      await node.client.call({ op: 'fault', fault }, fault.kind === 'none' ? 1000 : 5000);
+    } catch (err) {
+      // A frozen process cannot hear "none": only a new process clears it, so make one now.
+      if (fault.kind !== 'none' || !(err instanceof NodeCallError) || err.kind !== 'timeout') throw err;
+      this.logger?.warn({ node: nodeId }, `HSM node ${nodeId} does not answer (frozen): restarting its process clears the fault`);
+      node.client.kill('fault none on a node that does not answer');
+    }
   }
 
   async close(): Promise<void> {
@@ -417,7 +513,7 @@ class Cluster implements HsmCluster {
 
   private async probe(node: Node): Promise<void> {
     // A node without a process is probed again when it comes back up.
-    if (this.closed || !node.client.ready) return;
+    if (this.closed || !node.client.ready || !this.nodes.includes(node)) return;
     let ok = false;
     try {
       await node.client.call({ op: 'probe' }, this.hsm.callTimeoutMs);
@@ -435,7 +531,7 @@ class Cluster implements HsmCluster {
   }
 
   private onUp(node: Node): void {
-    if (!this.started) return;
+    if (!this.started || !this.nodes.includes(node)) return;
     node.restarts++;
     this.emit({ kind: 'restart', node: node.cfg.id });
     this.logger?.info({ node: node.cfg.id, pid: node.client.pid }, 'HSM node process ready');
@@ -445,6 +541,7 @@ class Cluster implements HsmCluster {
 
   private onDown(node: Node): void {
     clearTimeout(node.probeTimer);
+    if (!this.nodes.includes(node)) return;
     node.admitted = false;
     if (node.tracker.down()) this.logHealth(node);
     if (this.started) this.notify();

@@ -1,0 +1,45 @@
+// `xks block` / `xks unblock`: the kill switch, at key, key-store or global scope. The running
+// appliance writes the block to every HSM node; every instance on the same HSMs enforces it.
+import { type Command } from 'commander';
+import { resolve } from 'node:path';
+import { controlCall } from '../control/client.js';
+import { CliError } from './errors.js';
+import { operatorOptions, type OperatorOptions } from './operator.js';
+
+interface BlockOptions extends OperatorOptions {
+  config: string;
+  key?: string;
+  store?: string;
+  all?: boolean;
+}
+
+function command(program: Command, name: 'block' | 'unblock', description: string): void {
+  operatorOptions(
+    program
+      .command(name)
+      .description(description)
+      .requiredOption('--config <FILE>', 'configuration file of the running appliance')
+      .option('--key <ID>', 'one key (externalKeyId); with --store when the id is in several key stores')
+      .option('--store <NAME>', 'a whole key store (or, with --key, the key\'s store)')
+      .option('--all', 'every key store of every instance on these HSMs'),
+  ).action(async (o: BlockOptions) => {
+    if ([o.all === true, o.key !== undefined, o.store !== undefined && o.key === undefined].filter(Boolean).length !== 1) {
+      throw new CliError(`${name}: name exactly one target: --key ID, --store NAME or --all`);
+    }
+    const out = await controlCall(resolve(o.config), `/${name}`, { key: o.key, store: o.store, all: o.all === true, operator: o.operator, reason: o.reason });
+    if (typeof out['warning'] === 'string') process.stderr.write(`xks: warning: ${out['warning']}\n`);
+    process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+  });
+}
+
+export function register(program: Command): void {
+  command(
+    program,
+    'block',
+    'Kill switch: refuse Encrypt and Decrypt (400 InvalidStateException) for one key, a key store or everything, on every\n' +
+      'instance serving the same HSMs (this one at once, the others within 2 s); GetKeyMetadata reports a blocked key\n' +
+      'DISABLED and a blocked store InvalidStateException; health checks keep answering. The block is kept on the HSM\n' +
+      'tokens, so it survives restarts. Give --reason: it goes into the audit trail with the operator.',
+  );
+  command(program, 'unblock', 'Lift a block set with xks block (same target options); refused as incomplete while an HSM node that holds it cannot be written');
+}
