@@ -70,11 +70,17 @@ interface DemoJson {
   haproxy?: { endpoint: string };
 }
 
+const READ_ERRORS: Record<string, string> = { ENOENT: 'no such file', EACCES: 'permission denied', EISDIR: 'it is a directory' };
+const readError = (err: unknown) => {
+  const code = (err as NodeJS.ErrnoException).code ?? 'error';
+  return READ_ERRORS[code] ?? code;
+};
+
 function readText(file: string, what: string): string {
   try {
     return readFileSync(file, 'utf8');
   } catch (err) {
-    throw new CliError(`cannot read ${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+    throw new CliError(`cannot read ${what} ${file}: ${readError(err)}`);
   }
 }
 
@@ -84,7 +90,7 @@ function readSecretFile(file: string, what: string): string {
   try {
     mode = statSync(file).mode;
   } catch (err) {
-    throw new CliError(`cannot read ${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+    throw new CliError(`cannot read ${what} ${file}: ${readError(err)}`);
   }
   if (mode & 0o077) throw new CliError(`${what} ${file} is readable by others: run chmod 600 ${file}`);
   return readText(file, what);
