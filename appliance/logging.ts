@@ -17,4 +17,14 @@ export function createLogger(level: string, destination: pino.DestinationStream 
   return pino({ level, base: { service: 'xks' }, redact: { paths: REDACT, censor: '[redacted]' }, timestamp: pino.stdTimeFunctions.isoTime }, destination);
 }
 
+/** For commands an operator reads (check, cert): each log line as `warning: message`, not JSON. */
+export function createCliLogger(out: NodeJS.WritableStream = process.stderr): Logger {
+  return createLogger('warn', {
+    write(line: string) {
+      const { level, msg } = JSON.parse(line) as { level: number; msg: string };
+      out.write(`${level >= 50 ? 'error' : 'warning'}: ${msg}\n`);
+    },
+  });
+}
+
 export type { Logger };

@@ -30,6 +30,7 @@ import { Metrics } from '../xks/metrics.js';
 import type { RequestRecord } from '../xks/context.js';
 import { RefusalLog } from './refusal-log.js';
 import { listenProblem } from './listen-error.js';
+import { lockAuditFile } from './audit-lock.js';
 
 /** Who asked for an administrative action, and why (the audit trail's operator and reason). */
 export interface Operator {
@@ -200,6 +201,8 @@ export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts:
     watchHsmKeys(metrics.registry, hsm);
     const syslog = config.audit?.syslog ? startSyslog(config.audit.syslog, metrics, logger) : undefined;
     if (syslog) closers.push(() => syslog.close());
+    const releaseAudit = config.audit ? lockAuditFile(config.audit.file) : () => undefined;
+    closers.push(async () => releaseAudit());
     const audit: AuditLog | undefined = config.audit
       ? openAuditLog({
           file: config.audit.file,

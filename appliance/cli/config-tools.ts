@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { loadConfig, loadCredentials } from '../config/load.js';
 import { XKS_PATH_SUFFIX } from '../config/schema.js';
 import { writeKmsProxyConfig } from '../kms-config.js';
-import { createLogger } from '../logging.js';
+import { createCliLogger } from '../logging.js';
 import { checkCertificate, startFailure } from '../service.js';
 import { loginAllNodes } from '../doctor/hsm-login.js';
 import { checkConfiguredKeys, formatReport, problems, unusable } from '../keys/verify.js';
@@ -27,7 +27,7 @@ export function register(program: Command): void {
     .option('--offline', 'the same as --no-hsm: no login, no key check')
     .action(async (o: { config: string; hsm: boolean; offline?: boolean }) => {
       const { config, file } = await loadConfig(resolve(o.config));
-      const cert = checkCertificate(config, createLogger('warn', process.stderr as never));
+      const cert = checkCertificate(config, createCliLogger());
       let hsm = 'HSM nodes not contacted (--offline): a wrong PIN is not detected, nor a split key';
       if (o.hsm && !o.offline) {
         const logins = await loginAllNodes(config);

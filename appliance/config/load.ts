@@ -33,13 +33,18 @@ function fieldName(path: readonly PropertyKey[]): string {
   return path.reduce<string>((acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${String(p)}` : String(p)), '') || '(top level)';
 }
 
+function issueText(i: z.core.$ZodIssue): string {
+  if (i.code === 'unrecognized_keys') return `unknown field${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')}: remove it or check its spelling`;
+  if (i.code === 'invalid_type' && / received undefined$/.test(i.message)) return `missing: add it (expected ${i.expected}; see the README's configuration reference)`;
+  return i.message;
+}
+
 export function formatIssues(source: string, issues: readonly z.core.$ZodIssue[]): string {
-  return issues
+  // A misspelt field is usually also why a required one is "missing": name the spelling first.
+  const ordered = [...issues.filter((i) => i.code === 'unrecognized_keys'), ...issues.filter((i) => i.code !== 'unrecognized_keys')];
+  return ordered
     .slice(0, 5)
-    .map((i) => {
-      const extra = i.code === 'unrecognized_keys' ? ` (${i.keys.join(', ')}): remove it or check its spelling` : '';
-      return `${source}: ${fieldName(i.path)}: ${i.message}${extra}`;
-    })
+    .map((i) => `${source}: ${fieldName(i.path)}: ${issueText(i)}`)
     .join('\n');
 }
 

@@ -4,7 +4,7 @@
 import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { freePorts, removeDir, startDemo, xksCommand, type DemoJson } from '../helpers/demo.js';
 import { XksClient } from '../helpers/xks-client.js';
@@ -132,6 +132,23 @@ t.test('a credentials file readable by others: told to chmod 600', async (t) => 
 t.test('a port in use: one line naming it', async (t) => {
   const r = await serve((c) => (c.server.port = c.metrics.port = c.server.port));
   refused(t, r, /metrics\.port: cannot listen on port (\d+): port \1 is already in use: stop what listens there .* or choose another port/);
+});
+
+t.test('a second instance on the same audit file is refused before it writes to it: the chain stays intact', async (t) => {
+  let second: Run | undefined;
+  const first = await serve(
+    () => {},
+    async () => {
+      second = await serve(() => {});
+    },
+  );
+  t.equal(first.code, 0, 'the first instance served and stopped');
+  refused(t, second!, /audit\.file: .*audit\.log is written by another running process \(pid \d+.*give each instance its own audit\.file/);
+  const verify = spawn(...xksCommand(['audit', 'verify', resolve(dir, base.audit.file)]), { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  verify.stdout!.on('data', (b: Buffer) => (out += b));
+  verify.stderr!.on('data', (b: Buffer) => (out += b));
+  t.equal(await new Promise((resolve) => verify.once('exit', resolve)), 0, `the audit chain is intact: ${out.trim()}`);
 });
 
 t.test('production mode refuses a certificate that does not chain to a KMS trusted root', async (t) => {

@@ -52,3 +52,11 @@ t.test('a YAML syntax error names its line and never quotes the text', async (t)
     t.notMatch((err as Error).message, /s3cret/, 'the secret is not echoed');
   }
 });
+
+t.test('a misspelt section: the spelling is named first, then what is missing, in words', async (t) => {
+  const { proxy, ...rest } = base();
+  const err = t.throws(() => parseConfig({ ...rest, prxy: proxy }, 'test.yaml')) as Error;
+  const [first, second] = err.message.split('\n');
+  t.equal(first, 'test.yaml: (top level): unknown field "prxy": remove it or check its spelling');
+  t.match(second, /^test\.yaml: proxy: missing: add it/);
+});
