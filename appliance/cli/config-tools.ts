@@ -28,7 +28,7 @@ export function register(program: Command): void {
     .action(async (o: { config: string; hsm: boolean; offline?: boolean }) => {
       const { config, file } = await loadConfig(resolve(o.config));
       const cert = checkCertificate(config, createCliLogger());
-      let hsm = 'HSM nodes not contacted (--offline): a wrong PIN or a split key is not detected';
+      let hsm = 'HSM nodes not contacted (--offline): a wrong PIN is not detected, nor a split key';
       if (o.hsm && !o.offline) {
         const logins = await loginAllNodes(config);
         const failed = logins.find((l) => !l.ok);

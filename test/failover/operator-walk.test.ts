@@ -151,7 +151,11 @@ t.test('before the certificate: check says what to do; cert csr â†’ staging CA â
 t.test('xks check catches a wrong PIN (exit 3) and says when it does not log in', async (t) => {
   const wrongPin = join(dir, 'wrong.pin');
   writeFileSync(wrongPin, '11112222\n', { mode: 0o600 });
-  const bad = variant('wrong-pin', (c) => (c.hsm.nodes[1].pin.file = wrongPin));
+  // Both nodes required: with the default hsm.minNodesAtStart of 1, serve would start on hsm-1.
+  const bad = variant('wrong-pin', (c) => {
+    c.hsm.nodes[1].pin.file = wrongPin;
+    c.hsm.minNodesAtStart = 2;
+  });
   const r = await xksFails(['check', '--config', bad]);
   t.equal(r.code, 3, 'credential/PIN exit code');
   t.match(r.stderr, /hsm-2.*CKR_PIN_INCORRECT/);
@@ -160,6 +164,7 @@ t.test('xks check catches a wrong PIN (exit 3) and says when it does not log in'
   t.match(offline.stdout, /not contacted.*wrong PIN is not detected/);
   const served = await xksFails(['serve', '--config', bad]);
   t.equal(served.code, 3, 'serve exits 3 on a wrong PIN: the unit does not restart it');
+  t.match(served.stderr, /1 of 2 HSM nodes started, hsm.minNodesAtStart is 2: HSM node hsm-2: login failed: CKR_PIN_INCORRECT/);
 });
 
 t.test('serve in production mode; doctor all OK but the staging root; status readable', async (t) => {
