@@ -1,12 +1,18 @@
 // `xks init`: a production configuration skeleton (appliance/init.ts) from flags.
 import { resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
+import { HOSTNAME } from '../config/schema.js';
 import { initAppliance, nextSteps, type InitNode, type InitOptions } from '../init.js';
 import { EXIT } from '../exit-codes.js';
 import { portArg } from './demo.js';
 import { CliError } from './errors.js';
 
 const NAME = /^[A-Za-z0-9_-]{1,64}$/;
+
+function hostArg(value: string): string {
+  if (!HOSTNAME.test(value)) throw new InvalidArgumentError('a DNS name: letters, digits, dots and hyphens (the name KMS connects to)');
+  return value;
+}
 
 function nameArg(value: string): string {
   if (!NAME.test(value)) throw new InvalidArgumentError('1-64 characters of A-Z a-z 0-9 _ -');
@@ -65,7 +71,7 @@ export function register(program: Command): void {
       'Write a production configuration skeleton (DIR/NAME.yaml), the first SigV4 credentials (0600) and the directories\n' +
         'with safe modes, then print the next steps: CSR, CA, cert install, keys, kms-config, the key store in AWS.',
     )
-    .requiredOption('--host <NAME>', 'the DNS name KMS connects to (proxy.hostname)')
+    .requiredOption('--host <NAME>', 'the DNS name KMS connects to (proxy.hostname)', hostArg)
     .requiredOption('--module <PATH>', 'the HSM vendor PKCS#11 library, e.g. /usr/lib/softhsm/libsofthsm2.so')
     .option('--token <LABEL>', 'token label on every node (or --slot)')
     .option('--slot <N>', 'slot number on every node, instead of --token', (v) => Number(v))

@@ -8,6 +8,9 @@ import { KEY_USAGES, XKS_PATH_SUFFIX, type Credential, type KeyConfig as XksKeyC
 import type { HsmNodeOptions, HsmOptions } from '../../xks/hsm/options.js';
 import type { GatewayOptions } from '../../gateway/options.js';
 
+/** proxy.hostname: the DNS name KMS connects to (also what `xks init --host` accepts). */
+export const HOSTNAME = /^[A-Za-z0-9.-]+$/;
+
 export { KEY_USAGES, XKS_PATH_SUFFIX, type Credential };
 
 const ms = (min: number, max: number) => z.number().int().min(min).max(max);
@@ -158,7 +161,7 @@ export const configSchema = z
     mode: z.enum(['production', 'demo']).default('production'),
     proxy: z
       .object({
-        hostname: z.string().regex(/^[A-Za-z0-9.-]+$/, 'the DNS name KMS uses for this proxy (certificate SAN)'),
+        hostname: z.string().regex(HOSTNAME, 'must be a DNS name (letters, digits, dots and hyphens): the one KMS connects to, in the certificate SAN'),
         fleetSize: z.number().int().min(1).default(1),
         vendor: z.string().min(1).default('xks-appliance'),
         // The regions KMS calls from: the default SigV4 region allow-list of every key store, and
