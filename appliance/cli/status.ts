@@ -39,9 +39,17 @@ export function formatStatus(s: Obj, now = Date.now()): string {
   }
   const a: Obj | undefined = s.audit;
   if (a) lines.push(`Audit: ${a.file}${a.head ? `, last record seq ${a.head.seq}` : ''}`);
+  if (Array.isArray(s.blocks)) {
+    const blocks = s.blocks as Obj[];
+    lines.push(blocks.length ? 'Kill switch blocks (xks unblock lifts one):' : 'Kill switch: no block in force');
+    for (const b of blocks) {
+      const target = b.scope === 'all' ? 'everything' : b.scope === 'store' ? `key store ${b.store}` : `key ${b.store}/${b.keyId}`;
+      lines.push(`  ${target}  by ${b.operator ?? '?'} ${ago(b.at, now)}${b.reason ? `  reason: ${b.reason}` : ''}`);
+    }
+  }
   if (s.stopping) lines.push('STOPPING: a graceful stop is under way (connections are being drained)');
   // Sections other parts of the appliance add (blocks, ...), shown as they come.
-  const known = new Set(['version', 'mode', 'pid', 'configFile', 'startedAt', 'api', 'draining', 'health', 'agent', 'nodes', 'certificate', 'keyStores', 'audit', 'stopping']);
+  const known = new Set(['version', 'mode', 'pid', 'configFile', 'startedAt', 'api', 'draining', 'health', 'agent', 'nodes', 'certificate', 'keyStores', 'audit', 'stopping', 'blocks']);
   for (const [name, value] of Object.entries(s)) if (!known.has(name)) lines.push(`${name}: ${JSON.stringify(value)}`);
   return lines.join('\n') + '\n';
 }
