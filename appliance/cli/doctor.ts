@@ -1,5 +1,6 @@
 // `xks doctor --config FILE`: every check of appliance/doctor, one line each with the fix;
 // exit 1 when any check FAILs (WARN does not).
+import { accessSync, constants } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
@@ -7,6 +8,7 @@ import { controlCall } from '../control/client.js';
 import { formatResults, runChecks, type CheckResult } from '../doctor/check.js';
 import { DOCTOR_CHECKS } from '../doctor/checks.js';
 import { EXIT } from '../exit-codes.js';
+import { CliError } from './errors.js';
 
 export function register(program: Command): void {
   program
@@ -22,6 +24,14 @@ export function register(program: Command): void {
     .action(async (o: { config: string; haproxyCfg?: string; json?: boolean }) => {
       const loaded = await loadConfig(resolve(o.config), { certificateMayBeMissing: true });
       const haproxyCfg = o.haproxyCfg ? resolve(o.haproxyCfg) : undefined;
+      if (haproxyCfg) {
+        try {
+          accessSync(haproxyCfg, constants.R_OK);
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          throw new CliError(`--haproxy-cfg ${haproxyCfg}: ${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code}; give the haproxy.cfg in front of this appliance (or a copy of it)`);
+        }
+      }
       let status: Promise<Record<string, any> | undefined> | undefined;
       const results: CheckResult[] = await runChecks(DOCTOR_CHECKS, {
         loaded,
