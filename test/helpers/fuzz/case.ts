@@ -9,6 +9,13 @@ import { Rng, caseSeed } from '../rng.js';
 import { APIS, type FuzzTarget } from './target.js';
 import { apiPath, baseBody } from './bodies.js';
 
+function methodOf(bytes: Buffer): string {
+  let at = 0;
+  while (bytes[at] === 0x0d || bytes[at] === 0x0a) at++;
+  const space = bytes.indexOf(0x20, at);
+  return bytes.subarray(at, space < 0 ? at : space).toString('latin1');
+}
+
 /** How many mutators a case gets: 0 (a valid request, so 200s keep being checked) to 4. */
 export const MUTATION_COUNT: ReadonlyArray<readonly [number, number]> = [[0, 8], [1, 60], [2, 22], [3, 7], [4, 3]];
 
@@ -42,14 +49,28 @@ export function buildCase(t: FuzzTarget, seed: number, index: number, signer: Fa
   run('body');
   run('line');
   run('sign');
+  // Whether the signing choices can authenticate at all: a known access key id with its own secret,
+  // the store's region and the run's date (S2, S5). Judged on the final choices, since a later
+  // mutator of the layer may undo an earlier one.
+  const secrets = new Map([t.primary, t.second].map((c) => [c.accessKeyId, c.secretAccessKey]));
+  const s = d.sign;
+  if (!s.with || secrets.get(s.with.accessKeyId) !== s.with.secretAccessKey || s.region !== t.region || s.date.getTime() !== t.date.getTime()) d.authBroken = true;
   if (d.sign.with) {
     const path = d.target.split('?', 1)[0]!;
     const signed = signer.sign({ method: d.method, path, headers: d.headers, body: d.body }, d.sign.with, d.sign.region, d.sign.date, d.sign.extraSigned);
     d.headers.push(['X-Amz-Date', signed['x-amz-date']], ['Authorization', signed.authorization]);
   }
   d.headers.push(['Content-Length', String(d.body.length)]);
+  // An auth mutation may be undone by the next (a signature cut by one digit, then one added):
+  // only a final Authorization or X-Amz-Date other than the signed ones keeps the mark.
+  const authHeaders = () => JSON.stringify(d.headers.filter(([n]) => /^(authorization|x-amz-date)$/i.test(n)));
+  const [signedAuth, brokenBefore] = [authHeaders(), d.authBroken];
   run('auth');
+  if (authHeaders() === signedAuth) d.authBroken = brokenBefore;
+  const signed = { target: d.target, body: d.body };
   run('tamper');
+  // Likewise: two tamperings may cancel out, so the bytes are compared with what was signed.
+  if (d.target !== signed.target || !d.body.equals(signed.body)) d.authBroken = true;
   run('header');
   run('framing');
   d.bytes = serialize(d);
@@ -59,7 +80,8 @@ export function buildCase(t: FuzzTarget, seed: number, index: number, signer: Fa
     bytes: d.bytes,
     last: d.last,
     authBroken: d.authBroken,
-    method: d.bytes.subarray(0, Math.max(0, d.bytes.indexOf(0x20))).toString('latin1'),
+    // As the server reads it: HTTP/1.1 parsers skip empty lines before the request line.
+    method: methodOf(d.bytes),
     api,
     mutators: chosen.map((m) => m.name),
     ...(api === 'decrypt' ? { plaintext: sealed.plaintext } : {}),

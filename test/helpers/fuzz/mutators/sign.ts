@@ -1,4 +1,5 @@
-// Mutators of one layer: signing choices (before the signature is computed).
+// Mutators of one layer: signing choices (before the signature is computed). Whether the final
+// choices can authenticate is judged once, by the case builder.
 import type { Mutator } from './util.js';
 
 export const SIGN_MUTATORS: Mutator[] = [
@@ -12,14 +13,12 @@ export const SIGN_MUTATORS: Mutator[] = [
     name: 'sign.unsigned', layer: 'sign', weight: 1,
     apply(d) {
       d.sign.with = null;
-      d.authBroken = true;
     },
   },
   {
     name: 'sign.wrong-secret', layer: 'sign', weight: 1,
     apply(d, r, t) {
       d.sign.with = { accessKeyId: r.chance(0.5) ? t.primary.accessKeyId : 'XKS' + 'A'.repeat(17), secretAccessKey: t.second.secretAccessKey };
-      d.authBroken = true;
     },
   },
   {
@@ -27,8 +26,6 @@ export const SIGN_MUTATORS: Mutator[] = [
     apply(d, r, t) {
       if (r.chance(0.5)) d.sign.region = r.pick(['us-west-2', 'eu-central-1', 'US-EAST-1', '', 'x'.repeat(40)]);
       else d.sign.date = new Date(t.date.getTime() + r.pick([-1, 1]) * r.pick([6 * 60_000, 86_400_000, 3650 * 86_400_000]));
-      // Another region than the store accepts, or a date beyond the 5 minutes of skew (S2, S5).
-      d.authBroken = true;
     },
   },
   {
