@@ -7,7 +7,8 @@ import { loadConfig } from '../config/load.js';
 import { externalKeyId, KEY_USAGES, type KeyUsage } from '../config/schema.js';
 import { controlCall, NotRunningError } from '../control/client.js';
 import { startFailure } from '../service.js';
-import { createHealthKey, createKey } from '../keys/create.js';
+import { readFileSync } from 'node:fs';
+import { createHealthKey, createKey, importKey } from '../keys/create.js';
 import { checkConfiguredKeys, formatReport, problems } from '../keys/verify.js';
 import { CliError } from './errors.js';
 import { operatorOptions, type OperatorOptions } from './operator.js';
@@ -25,6 +26,23 @@ function idArg(value: string): string {
   return value;
 }
 
+type Mechanism = 'aes-key-wrap-pad' | 'aes-key-wrap';
+function mechanismArg(value: string): Mechanism {
+  if (value !== 'aes-key-wrap-pad' && value !== 'aes-key-wrap') throw new InvalidArgumentError('aes-key-wrap-pad or aes-key-wrap');
+  return value;
+}
+
+/** Asks the running service to reload after a key was added; says what happened either way. */
+async function reload(file: string, o: OperatorOptions, reason: string): Promise<void> {
+  try {
+    await controlCall(file, '/reload', { operator: o.operator, reason: o.reason ?? reason });
+    process.stdout.write('the running service reloaded its configuration\n');
+  } catch (err) {
+    if (err instanceof NotRunningError) process.stdout.write('no running service: the key is used from its next start\n');
+    else process.stdout.write(`the running service did not reload (${err instanceof Error ? err.message : String(err)}): run xks reload, or restart it\n`);
+  }
+}
+
 async function check(configFile: string) {
   const loaded = await loadConfig(resolve(configFile));
   try {
@@ -35,7 +53,7 @@ async function check(configFile: string) {
 }
 
 export function register(program: Command): void {
-  const keys = program.command('keys').description('Keys on the HSM nodes: create one on every node, list, show, verify they hold one truth');
+  const keys = program.command('keys').description('Keys on the HSM nodes: create or import one on every node, list, show, verify they hold one truth');
 
   operatorOptions(
     keys
@@ -61,13 +79,37 @@ export function register(program: Command): void {
     if (!o.store || !o.id) throw new CliError('give --store and --id (or --health-key)', EXIT.CONFIG);
     const created = await createKey(loaded, { store: o.store, id: o.id, label: o.label, usage: o.usage ?? ['ENCRYPT', 'DECRYPT'] });
     process.stdout.write(`created AES-256 key "${created.label}" on ${created.nodes.join(', ')}; added ${o.store}/${o.id} to ${loaded.file}\n`);
+    await reload(loaded.file, o, `keys create ${o.store}/${o.id}`);
+  });
+
+  operatorOptions(
+    keys
+      .command('import')
+      .description(
+        'Import AES-256 key material that arrives wrapped (RFC 5649 aes-key-wrap-pad or RFC 3394 aes-key-wrap) under a\n' +
+          'wrapping key already on every HSM node (CKA_UNWRAP): each node unwraps it inside the HSM (C_UnwrapKey) into a\n' +
+          'sensitive, non-extractable token key; every node must unwrap it before any keeps it. Then the key is added to the\n' +
+          'configuration and the running service asked to reload, as with keys create.',
+      )
+      .requiredOption('--config <FILE>', 'the appliance configuration (YAML); the key is added to it, comments kept')
+      .requiredOption('--store <NAME>', 'the key store (keyStores[].name) the key belongs to')
+      .requiredOption('--id <EXTERNAL_KEY_ID>', 'the externalKeyId KMS will use (1-128 of A-Z a-z 0-9 . _ -)', idArg)
+      .requiredOption('--wrapped <FILE>', 'the wrapped key (raw bytes): ciphertext, so its file mode is not checked')
+      .requiredOption('--wrapping-key <LABEL>', 'CKA_LABEL of the wrapping key on the HSMs')
+      .option('--mechanism <MECH>', 'aes-key-wrap-pad (CKM_AES_KEY_WRAP_PAD, RFC 5649) or aes-key-wrap (CKM_AES_KEY_WRAP, RFC 3394)', mechanismArg, 'aes-key-wrap-pad')
+      .option('--label <LABEL>', 'CKA_LABEL on the HSMs (default: the id)')
+      .option('--usage <USAGE>', 'ENCRYPT or DECRYPT; repeat for both (default both)', usageArg),
+  ).action(async (o: { config: string; store: string; id: string; wrapped: string; wrappingKey: string; mechanism: Mechanism; label?: string; usage?: KeyUsage[] } & OperatorOptions) => {
+    const loaded = await loadConfig(resolve(o.config));
+    let wrapped: Buffer;
     try {
-      await controlCall(loaded.file, '/reload', { operator: o.operator, reason: o.reason ?? `keys create ${o.store}/${o.id}` });
-      process.stdout.write('the running service reloaded its configuration\n');
+      wrapped = readFileSync(o.wrapped);
     } catch (err) {
-      if (err instanceof NotRunningError) process.stdout.write('no running service: the key is used from its next start\n');
-      else process.stdout.write(`the running service did not reload (${err instanceof Error ? err.message : String(err)}): run xks reload, or restart it\n`);
+      throw new CliError(`cannot read --wrapped ${o.wrapped}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, EXIT.CONFIG);
     }
+    const made = await importKey(loaded, { store: o.store, id: o.id, label: o.label, usage: o.usage ?? ['ENCRYPT', 'DECRYPT'], wrapped, wrappingLabel: o.wrappingKey, mechanism: o.mechanism });
+    process.stdout.write(`imported AES-256 key "${made.label}" (unwrapped with "${o.wrappingKey}") on ${made.nodes.join(', ')}; added ${o.store}/${o.id} to ${loaded.file}\n`);
+    await reload(loaded.file, o, `keys import ${o.store}/${o.id}`);
   });
 
   keys

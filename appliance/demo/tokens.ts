@@ -16,6 +16,8 @@ export interface TokenKey {
   material: Buffer;
   encrypt: boolean;
   decrypt: boolean;
+  /** CKA_UNWRAP: a wrapping key for `xks keys import` (default false). */
+  unwrap?: boolean;
   /**
    * Default 'AES'; 'GENERIC_SECRET' makes a key the appliance must refuse to use; 'RSA' and 'EC'
    * generate a key pair on the token (material, encrypt and decrypt are ignored).

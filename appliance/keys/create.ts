@@ -26,7 +26,25 @@ export interface Created {
   nodes: string[];
 }
 
-export async function createKey(loaded: LoadedConfig, o: CreateOptions): Promise<Created> {
+/** `xks keys import`: the key arrives wrapped under a key already on the HSMs (CKA_UNWRAP). */
+export interface ImportOptions extends CreateOptions {
+  wrapped: Buffer;
+  wrappingLabel: string;
+  mechanism: 'aes-key-wrap-pad' | 'aes-key-wrap';
+}
+
+export function createKey(loaded: LoadedConfig, o: CreateOptions): Promise<Created> {
+  return addKey(loaded, o, (label) => onCluster(loaded.config.hsm, label));
+}
+
+/** Like createKey, but the material is unwrapped inside each HSM (C_UnwrapKey), never in this process. */
+export function importKey(loaded: LoadedConfig, o: ImportOptions): Promise<Created> {
+  // Both mechanisms wrap 32 bytes into 40 (RFC 3394: n+8; RFC 5649: padded to 8, plus 8).
+  if (o.wrapped.length !== 40) throw new CliError(`the wrapped key is ${o.wrapped.length} bytes; an AES-256 key wrapped with ${o.mechanism} is 40: check the file (raw bytes, not base64 or hex)`, 2);
+  return addKey(loaded, o, (label) => onCluster(loaded.config.hsm, label, { data: o.wrapped, unwrap: { wrappingLabel: o.wrappingLabel, mechanism: o.mechanism } }));
+}
+
+async function addKey(loaded: LoadedConfig, o: CreateOptions, make: (label: string) => Promise<Created>): Promise<Created> {
   const { config, file } = loaded;
   const store = config.keyStores.find((s) => s.name === o.store);
   if (!store) throw new CliError(`no key store "${o.store}" in ${file} (stores: ${config.keyStores.map((s) => s.name).join(', ')})`, 2);
@@ -34,7 +52,7 @@ export async function createKey(loaded: LoadedConfig, o: CreateOptions): Promise
   const label = o.label ?? o.id;
   const users = config.keyStores.flatMap((s) => s.keys.filter((k) => k.label === label).map((k) => `${s.name}/${k.id}`));
   if (label === config.hsm.healthKeyLabel || users.length) throw new CliError(`the label "${label}" is in use (${users.join(', ') || 'health-check key'}); choose another --label`, 2);
-  const made = await onCluster(config.hsm, label);
+  const made = await make(label);
   addToConfig(file, o.store, { id: o.id, label, usage: o.usage });
   return made;
 }
@@ -44,17 +62,21 @@ export function createHealthKey(loaded: LoadedConfig): Promise<Created> {
   return onCluster(loaded.config.hsm, loaded.config.hsm.healthKeyLabel);
 }
 
-/** The same new AES-256 key under `label` on the cluster (once, with vendor replication). */
-async function onCluster(hsm: HsmConfig, label: string): Promise<Created> {
+/**
+ * The same new AES-256 key under `label` on the cluster (once, with vendor replication): random
+ * material, or `wrapped` material each node unwraps itself.
+ */
+async function onCluster(hsm: HsmConfig, label: string, wrapped?: { data: Buffer; unwrap: NonNullable<ImportRequest['unwrap']> }): Promise<Created> {
   const nodes = hsm.replication === 'vendor' ? hsm.nodes.slice(0, 1) : hsm.nodes;
-  // Every node first logs in and has the label free: no node gets material another cannot.
-  const checks = await Promise.all(nodes.map((n) => onNode(n, { node: n, label, material: new Uint8Array(0), encrypt: true, decrypt: true, dryRun: true })));
+  // Every node first logs in and has the label free (and can unwrap the key): no node gets material another cannot.
+  const unwrap = wrapped && { unwrap: wrapped.unwrap };
+  const checks = await Promise.all(nodes.map((n) => onNode(n, { node: n, label, material: wrapped?.data ?? new Uint8Array(0), encrypt: true, decrypt: true, dryRun: true, ...unwrap })));
   const refused = checks.map((r, i) => (r.ok ? undefined : `HSM node ${nodes[i]!.id}: ${r.message}`)).filter(Boolean);
-  if (refused.length) throw new CliError(`nothing created: ${refused.join('; ')}`, 1);
-  const material = randomBytes(32);
+  if (refused.length) throw new CliError(`nothing ${wrapped ? 'imported' : 'created'}: ${refused.join('; ')}`, 1);
+  const material = wrapped?.data ?? randomBytes(32);
   let results: ImportReply[];
   try {
-    results = await Promise.all(nodes.map((n) => onNode(n, { node: n, label, material, encrypt: true, decrypt: true })));
+    results = await Promise.all(nodes.map((n) => onNode(n, { node: n, label, material, encrypt: true, decrypt: true, ...unwrap })));
   } finally {
     material.fill(0);
   }

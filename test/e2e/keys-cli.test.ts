@@ -2,8 +2,8 @@
 // softhsm2-util, then `xks keys create` for the health-check key and a KMS key, `xks keys verify`
 // proving them one truth on both nodes; a deliberately split key is caught by verify (exit 1, naming
 // the nodes and the label) and at start (xks serve refuses, exit 2), and `list`/`show` tell per node.
-import { execFile, execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { execFile, execFileSync, fork } from 'node:child_process';
+import { createCipheriv, randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +11,9 @@ import { promisify } from 'node:util';
 import t from 'tap';
 import { parseDocument } from 'yaml';
 import { provisionToken } from '../../appliance/demo/tokens.js';
+import { loadConfig } from '../../appliance/config/load.js';
+import type { ImportReply, ImportRequest } from '../../appliance/keys/import-child.js';
+import { compiledEntry } from '../../xks/hsm/package-root.js';
 import { freePorts, removeDir, xksCommand } from '../helpers/demo.js';
 import { SOFTHSM_MODULE, SO_PIN, USER_PIN } from '../helpers/softhsm.js';
 
@@ -70,6 +73,62 @@ t.test('keys create: the health-check key and a KMS key on both nodes; verify pr
   t.match(verify.stdout, /every node holds the same 2 key\(s\)/);
   const list = await xks(['keys', 'list', '--config', configFile]);
   t.match(list.stdout, /store1\/key-1 +label "key-1" +enabled +consistent +hsm-1:AES_256 hsm-2:AES_256/);
+});
+
+t.test('keys import: a wrong wrapping key, a damaged file, or an HSM that cannot record the key: one line, nothing on any token', async (t) => {
+  const wrapping = randomBytes(32);
+  const other = randomBytes(32);
+  for (const [i, conf] of confs.entries()) {
+    await provisionToken({ module: SOFTHSM_MODULE, env: { SOFTHSM2_CONF: conf }, tokenLabel: `xks-${i + 1}`, soPin: SO_PIN, userPin: USER_PIN, keys: [{ label: 'kek', material: wrapping, encrypt: false, decrypt: false, unwrap: true }, { label: 'kek-other', material: other, encrypt: false, decrypt: false, unwrap: true }] });
+  }
+  const material = randomBytes(32);
+  const wrap = (kek: Buffer, key: Buffer) => {
+    const c = createCipheriv('id-aes256-wrap-pad', kek, Buffer.from('a65959a6', 'hex'));
+    return Buffer.concat([c.update(key), c.final()]);
+  };
+  const wrappedFile = join(dir, 'key-2.wrapped');
+  writeFileSync(wrappedFile, wrap(wrapping, material));
+  // Whether each node holds `label`: asked the way keys create asks (the per-node process's dry run).
+  const onTokens = async (label: string) => {
+    const { config } = await loadConfig(configFile);
+    return Promise.all(
+      config.hsm.nodes.map(
+        (node) =>
+          new Promise<boolean>((resolve) => {
+            const child = fork(compiledEntry('appliance/keys/import-child.js'), [], { serialization: 'advanced', execArgv: [], env: { ...process.env, ...node.env }, stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });
+            child.once('message', (m: ImportReply) => resolve(!m.ok && m.exists === true));
+            child.send({ node, label, material: new Uint8Array(0), encrypt: true, decrypt: true, dryRun: true } satisfies ImportRequest);
+          }),
+      ),
+    );
+  };
+
+  const wrong = await xks(['keys', 'import', '--config', configFile, '--store', 'store1', '--id', 'key-bad', '--wrapped', wrappedFile, '--wrapping-key', 'kek-other']);
+  t.equal(wrong.code, 1, 'a wrong wrapping key is refused');
+  t.match(wrong.stderr, /^xks: nothing imported: HSM node hsm-1: could not unwrap the key with "kek-other" \(aes-key-wrap-pad\): wrong wrapping key/);
+  t.equal(wrong.stderr.trim().split('\n').length, 1, 'one line');
+  const damaged = join(dir, 'damaged.wrapped');
+  const bytes = wrap(wrapping, material);
+  bytes[5]! ^= 1;
+  writeFileSync(damaged, bytes);
+  const bad = await xks(['keys', 'import', '--config', configFile, '--store', 'store1', '--id', 'key-bad', '--wrapped', damaged, '--wrapping-key', 'kek']);
+  t.equal(bad.code, 1, 'a damaged file is refused');
+  t.match(bad.stderr, /nothing imported: HSM node hsm-1: could not unwrap[^\n]*; HSM node hsm-2: could not unwrap/);
+  t.same(await onTokens('key-bad'), [false, false], 'nothing left on either token');
+  t.notMatch(readFileSync(configFile, 'utf8'), /key-bad/, 'nor in the configuration');
+
+  // The right wrapping key and file: SoftHSM2 2.6 unwraps it (the dry run proves it) but leaves the
+  // key's CKA_VALUE_LEN 0, which the data path would refuse as not AES_256 (K5): refused up front.
+  const ok = await xks(['keys', 'import', '--config', configFile, '--store', 'store1', '--id', 'key-2', '--wrapped', wrappedFile, '--wrapping-key', 'kek', '--reason', 'test']);
+  t.equal(ok.code, 1, 'refused on SoftHSM2 2.6');
+  t.match(ok.stderr, /^xks: nothing imported: HSM node hsm-1: this HSM does not record the unwrapped key's length \(CKA_VALUE_LEN 0 after C_UnwrapKey/);
+  t.notMatch(ok.stdout + ok.stderr, USER_PIN);
+  t.same(await onTokens('key-2'), [false, false], 'nothing left on either token');
+  const short = await xks(['keys', 'import', '--config', configFile, '--store', 'store1', '--id', 'key-2', '--wrapped', pinFile, '--wrapping-key', 'kek']);
+  t.equal(short.code, 2);
+  t.match(short.stderr, /the wrapped key is 8 bytes; an AES-256 key wrapped with aes-key-wrap-pad is 40/);
+  const verify = await xks(['keys', 'verify', '--config', configFile]);
+  t.equal(verify.code, 0, verify.stderr);
 });
 
 t.test('a deliberately split key: verify exits 1 naming nodes and label; xks serve refuses to start', async (t) => {

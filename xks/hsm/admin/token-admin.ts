@@ -42,7 +42,7 @@ export class Pkcs11AdminModule extends Pkcs11Module {
   /** Imports a secret key as a sensitive, non-extractable token object. */
   importSecretKey(
     session: Handle,
-    k: { label: string; material: Buffer; keyType: 'AES' | 'GENERIC_SECRET'; encrypt: boolean; decrypt: boolean },
+    k: { label: string; material: Buffer; keyType: 'AES' | 'GENERIC_SECRET'; encrypt: boolean; decrypt: boolean; unwrap?: boolean | undefined },
   ): Handle {
     const template = [
       { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
@@ -54,8 +54,37 @@ export class Pkcs11AdminModule extends Pkcs11Module {
       { type: pkcs11js.CKA_EXTRACTABLE, value: false },
       { type: pkcs11js.CKA_ENCRYPT, value: k.encrypt },
       { type: pkcs11js.CKA_DECRYPT, value: k.decrypt },
+      ...(k.unwrap === undefined ? [] : [{ type: pkcs11js.CKA_UNWRAP, value: k.unwrap }]),
       { type: pkcs11js.CKA_LABEL, value: k.label },
     ];
     return call('C_CreateObject', 'other', () => this.lib.C_CreateObject(session, template));
+  }
+
+  /**
+   * Unwraps AES-256 material (RFC 5649 or RFC 3394) under `wrappingKey` into a sensitive,
+   * non-extractable key; `token` false makes a session object that vanishes with the session (the
+   * check every node passes before any node keeps one).
+   */
+  unwrapAesKey(
+    session: Handle,
+    k: { label: string; wrapped: Buffer; wrappingKey: Handle; mechanism: 'aes-key-wrap-pad' | 'aes-key-wrap'; encrypt: boolean; decrypt: boolean; token: boolean },
+  ): Handle {
+    const mechanism = { mechanism: k.mechanism === 'aes-key-wrap-pad' ? pkcs11js.CKM_AES_KEY_WRAP_PAD : pkcs11js.CKM_AES_KEY_WRAP };
+    const template = [
+      { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+      { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
+      { type: pkcs11js.CKA_TOKEN, value: k.token },
+      { type: pkcs11js.CKA_PRIVATE, value: true },
+      { type: pkcs11js.CKA_SENSITIVE, value: true },
+      { type: pkcs11js.CKA_EXTRACTABLE, value: false },
+      { type: pkcs11js.CKA_ENCRYPT, value: k.encrypt },
+      { type: pkcs11js.CKA_DECRYPT, value: k.decrypt },
+      { type: pkcs11js.CKA_LABEL, value: k.label },
+    ];
+    return call('C_UnwrapKey', 'other', () => this.lib.C_UnwrapKey(session, mechanism, k.wrappingKey, k.wrapped, template));
+  }
+
+  destroy(session: Handle, key: Handle): void {
+    call('C_DestroyObject', 'other', () => this.lib.C_DestroyObject(session, key));
   }
 }
