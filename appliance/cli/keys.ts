@@ -86,10 +86,7 @@ export function register(program: Command): void {
     keys
       .command('import')
       .description(
-        'Import AES-256 key material that arrives wrapped (RFC 5649 aes-key-wrap-pad or RFC 3394 aes-key-wrap) under a\n' +
-          'wrapping key already on every HSM node (CKA_UNWRAP): each node unwraps it inside the HSM (C_UnwrapKey) into a\n' +
-          'sensitive, non-extractable token key; every node must unwrap it before any keeps it. Then the key is added to the\n' +
-          'configuration and the running service asked to reload, as with keys create.',
+        'Import AES-256 key material that arrives wrapped (RFC 5649 aes-key-wrap-pad or RFC 3394 aes-key-wrap) under a wrapping key already on every HSM node (CKA_UNWRAP): each node unwraps it inside the HSM (C_UnwrapKey) into a sensitive, non-extractable token key; every node must unwrap it before any keeps it. Then the key is added to the configuration and the running service asked to reload, as with keys create.',
       )
       .requiredOption('--config <FILE>', 'the appliance configuration (YAML); the key is added to it, comments kept')
       .requiredOption('--store <NAME>', 'the key store (keyStores[].name) the key belongs to')
