@@ -112,7 +112,7 @@ t.test('new credentials and certificate apply on reload; live connections surviv
   const load = await traffic(4);
   await until('traffic before the reload', async () => load.sent() >= 8);
   const sentBefore = load.sent();
-  const out = await xks(['reload', '--config', d.demo.configFile]);
+  const out = await xks(['reload', '--config', d.demo.configFile, '--json']);
   t.match(JSON.parse(out.stdout), { stores: 1 }, 'reload reports success');
   await until('traffic after the reload', async () => load.sent() >= sentBefore + 8);
   const result = await load.stop();
