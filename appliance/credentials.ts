@@ -2,6 +2,7 @@
 // kept in the store's credentials file (mode 0600, written atomically), several live at once so KMS
 // can be moved to the next one without a failed request.
 import { randomBytes, randomInt } from 'node:crypto';
+import { statSync } from 'node:fs';
 import { stringify } from 'yaml';
 import { writeFileAtomic } from './certs/atomic-write.js';
 import { loadCredentials } from './config/load.js';
@@ -38,10 +39,30 @@ export function writeStoreCredentials(store: KeyStoreConfig, credentials: readon
   writeFileAtomic(store.credentialsFile, stringify({ credentials: credentials.map((c) => ({ ...c })) }), 0o600);
 }
 
-/** Days since createdAt (undefined when the file does not say). */
-export function ageDays(c: StoredCredential, now = Date.now()): number | undefined {
-  if (!c.createdAt) return undefined;
-  return Math.floor(((now - Date.parse(c.createdAt)) / 86_400_000) * 10) / 10;
+export interface CredentialTime {
+  store: string;
+  accessKeyId: string;
+  createdAtMs: number;
+  /** False when the file gives no createdAt and createdAtMs is the file's last change. */
+  createdAtInFile: boolean;
+}
+
+/** Each credential set's creation time: createdAt when the file says, else the file's last change. */
+export function credentialTimes(config: Config): CredentialTime[] {
+  return config.keyStores.flatMap((s, i) => {
+    const changed = statSync(s.credentialsFile).mtimeMs;
+    return loadCredentials(s.credentialsFile, `keyStores[${i}].credentialsFile`).map((c) => ({
+      store: s.name,
+      accessKeyId: c.accessKeyId,
+      createdAtMs: c.createdAt ? Date.parse(c.createdAt) : changed,
+      createdAtInFile: Boolean(c.createdAt),
+    }));
+  });
+}
+
+/** Days since a credential was made, to one decimal. */
+export function ageDays(createdAtMs: number, now = Date.now()): number {
+  return Math.floor(((now - createdAtMs) / 86_400_000) * 10) / 10;
 }
 
 /** The exact AWS CLI call that moves KMS to a credential (the secret goes where KMS wants it). */

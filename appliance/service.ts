@@ -2,7 +2,8 @@
 // HSM cluster, API listener, load-balancer health, metrics. Start-up failures are one clear line
 // (ServiceError); nothing is left running after a failed start.
 import { certificateState, checkConfiguredCertificate, enforceCertificatePolicy, type CertificateState } from './certs/configured.js';
-import { ConfigError, CredentialError, loadConfig, loadCredentials, type LoadedConfig } from './config/load.js';
+import { ConfigError, CredentialError, loadConfig, type LoadedConfig } from './config/load.js';
+import { credentialTimes } from './credentials.js';
 import { readFileSync, statSync } from 'node:fs';
 import type { Config } from './config/schema.js';
 import { claimControlSocket, ControlError, startControlServer } from './control/server.js';
@@ -135,18 +136,6 @@ function startSyslog(cfg: NonNullable<NonNullable<Config['audit']>['syslog']>, m
       },
     },
   );
-}
-
-/** Each credential set's creation time: createdAt when the file says, else the file's last change. */
-function credentialTimes(config: Config): Array<{ store: string; accessKeyId: string; createdAtMs: number }> {
-  return config.keyStores.flatMap((s, i) => {
-    const changed = statSync(s.credentialsFile).mtimeMs;
-    return loadCredentials(s.credentialsFile, `keyStores[${i}].credentialsFile`).map((c) => ({
-      store: s.name,
-      accessKeyId: c.accessKeyId,
-      createdAtMs: c.createdAt ? Date.parse(c.createdAt) : changed,
-    }));
-  });
 }
 
 export async function startAppliance(loaded: LoadedConfig, logger: Logger, opts: { extraRoots?: string[] } = {}): Promise<Appliance> {

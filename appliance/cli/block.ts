@@ -5,12 +5,24 @@ import { resolve } from 'node:path';
 import { controlCall } from '../control/client.js';
 import { CliError } from './errors.js';
 import { operatorOptions, type OperatorOptions } from './operator.js';
+import { blockLine } from './status.js';
 
 interface BlockOptions extends OperatorOptions {
   config: string;
   key?: string;
   store?: string;
   all?: boolean;
+  json?: boolean;
+}
+
+/** What block/unblock did and what is now blocked, in words (the structure with --json). */
+export function blockSummary(name: 'block' | 'unblock', out: Record<string, any>, now = Date.now()): string {
+  const what = name === 'block' ? `blocked ${out['blocked']}` : `unblocked ${out['unblocked']}`;
+  const nodes = Array.isArray(out['nodes']) && out['nodes'].length ? ` on ${out['nodes'].join(', ')}` : '';
+  const active = Array.isArray(out['active']) ? (out['active'] as Record<string, any>[]) : [];
+  const lines = [`${what}${nodes}`, active.length ? 'now blocked (xks unblock lifts one):' : 'now blocked: nothing'];
+  for (const b of active) lines.push(`  ${blockLine(b, now)}`);
+  return lines.join('\n') + '\n';
 }
 
 function command(program: Command, name: 'block' | 'unblock', description: string): void {
@@ -21,14 +33,15 @@ function command(program: Command, name: 'block' | 'unblock', description: strin
       .requiredOption('--config <FILE>', 'configuration file of the running appliance')
       .option('--key <ID>', 'one key (externalKeyId); with --store when the id is in several key stores')
       .option('--store <NAME>', 'a whole key store (or, with --key, the key\'s store)')
-      .option('--all', 'every key store of every instance on these HSMs'),
+      .option('--all', 'every key store of every instance on these HSMs')
+      .option('--json', 'print the structure: target, nodes written, blocks in force'),
   ).action(async (o: BlockOptions) => {
     if ([o.all === true, o.key !== undefined, o.store !== undefined && o.key === undefined].filter(Boolean).length !== 1) {
       throw new CliError(`${name}: name exactly one target: --key ID, --store NAME or --all`);
     }
     const out = await controlCall(resolve(o.config), `/${name}`, { key: o.key, store: o.store, all: o.all === true, operator: o.operator, reason: o.reason });
     if (typeof out['warning'] === 'string') process.stderr.write(`xks: warning: ${out['warning']}\n`);
-    process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+    process.stdout.write(o.json ? JSON.stringify(out, null, 2) + '\n' : blockSummary(name, out));
   });
 }
 

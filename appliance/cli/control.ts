@@ -4,9 +4,17 @@ import { resolve } from 'node:path';
 import { controlCall } from '../control/client.js';
 import { operatorOptions, type OperatorOptions } from './operator.js';
 
-const print = (out: unknown): void => {
-  process.stdout.write(JSON.stringify(out, null, 2) + '\n');
-};
+/** What a reload changed, in one line (the structure with --json). */
+export function reloadLine(r: { stores?: number; keys?: number; daysToExpire?: number; hsmNodesAdded?: string[]; hsmNodesRemoved?: string[]; loggingLevel?: string }): string {
+  const nodes = [
+    r.hsmNodesAdded?.length ? `HSM nodes added: ${r.hsmNodesAdded.join(', ')}` : '',
+    r.hsmNodesRemoved?.length ? `HSM nodes removed: ${r.hsmNodesRemoved.join(', ')}` : '',
+  ].filter(Boolean);
+  return (
+    `reloaded: ${r.stores} key store(s), ${r.keys} key(s); certificate expires in ${r.daysToExpire} days; ` +
+    `${nodes.length ? nodes.join('; ') : 'HSM nodes unchanged'}; logging level ${r.loggingLevel}\n`
+  );
+}
 
 /** What drain/undrain did, in one line (the full status with --json). */
 export function drainLine(s: { draining?: boolean; agent?: string }): string {
@@ -50,8 +58,12 @@ export function register(program: Command): void {
           'running configuration keeps serving. The listener address, health/metrics ports and the audit file take a restart.\n' +
           'SIGHUP does the same.',
       )
-      .requiredOption('--config <FILE>', 'configuration file of the running appliance'),
-  ).action(async (o: { config: string } & OperatorOptions) => print(await controlCall(resolve(o.config), '/reload', o)));
+      .requiredOption('--config <FILE>', 'configuration file of the running appliance')
+      .option('--json', 'print the result as JSON (stores, keys, daysToExpire, hsmNodesAdded/Removed, loggingLevel)'),
+  ).action(async (o: { config: string; json?: boolean } & OperatorOptions) => {
+    const out = await controlCall(resolve(o.config), '/reload', o);
+    process.stdout.write(o.json ? JSON.stringify(out, null, 2) + '\n' : reloadLine(out as Parameters<typeof reloadLine>[0]));
+  });
   program
     .command('fault')
     .description('Fault injection for tests and demos (refused in production mode): make one HSM node slow, failing or frozen, or clear it (kind none)')

@@ -4,7 +4,7 @@
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { loadConfig } from '../config/load.js';
-import { ageDays, findStore, newCredential, readStoreCredentials, updateCommand, writeStoreCredentials } from '../credentials.js';
+import { ageDays, credentialTimes, findStore, newCredential, readStoreCredentials, updateCommand, writeStoreCredentials } from '../credentials.js';
 import { controlCall } from '../control/client.js';
 import { CliError } from './errors.js';
 import { operatorOptions, type OperatorOptions } from './operator.js';
@@ -43,14 +43,23 @@ export function register(program: Command): void {
       const { config } = await loadConfig(resolve(o.config));
       const store = findStore(config, o.store);
       const maxAge = store.credentialMaxAgeDays;
-      const rows = readStoreCredentials(store).map((c) => {
-        const age = ageDays(c);
-        return { accessKeyId: c.accessKeyId, createdAt: c.createdAt, ageDays: age, warning: age !== undefined && age > maxAge ? `older than ${maxAge} days: rotate it` : undefined };
-      });
+      // The same times xks status and the age warning use: createdAt, else the file's last change.
+      const rows = credentialTimes(config)
+        .filter((c) => c.store === store.name)
+        .map((c) => {
+          const age = ageDays(c.createdAtMs);
+          return {
+            accessKeyId: c.accessKeyId,
+            createdAt: new Date(c.createdAtMs).toISOString(),
+            createdAtFrom: c.createdAtInFile ? 'createdAt' : 'file last changed',
+            ageDays: age,
+            warning: age > maxAge ? `older than ${maxAge} days: rotate it` : undefined,
+          };
+        });
       if (o.json) return void process.stdout.write(JSON.stringify({ store: store.name, credentialMaxAgeDays: maxAge, credentials: rows }, null, 2) + '\n');
       for (const r of rows) {
-        const age = r.ageDays === undefined ? 'age unknown (no createdAt)' : `${r.ageDays} days old`;
-        process.stdout.write(`${r.accessKeyId}  ${r.createdAt ?? '-'}  ${age}${r.warning ? `  WARN ${r.warning}` : ''}\n`);
+        const from = r.createdAtFrom === 'createdAt' ? '' : ' (no createdAt: the file\'s last change)';
+        process.stdout.write(`${r.accessKeyId}  ${r.createdAt}${from}  ${r.ageDays} days old${r.warning ? `  WARN ${r.warning}` : ''}\n`);
       }
     });
   storeCommand(creds, 'add', 'Generate a new credential set (spec format) beside the existing ones; print it once and the AWS CLI call that gives it to KMS')

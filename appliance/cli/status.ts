@@ -16,6 +16,12 @@ export function ago(isoTime: string | undefined, now = Date.now()): string {
 
 type Obj = Record<string, any>;
 
+/** One kill-switch block in words: target, who, when, why (status and block/unblock print it). */
+export function blockLine(b: Obj, now = Date.now()): string {
+  const target = b.scope === 'all' ? 'everything' : b.scope === 'store' ? `key store ${b.store}` : `key ${b.store}/${b.keyId}`;
+  return `${target}  by ${b.operator ?? '?'} ${ago(b.at, now)}${b.reason ? `  reason: ${b.reason}` : ''}`;
+}
+
 export function formatStatus(s: Obj, now = Date.now()): string {
   const lines = [
     `xks-appliance ${s.version}, mode ${s.mode}, pid ${s.pid}, started ${ago(s.startedAt, now)} (${s.startedAt})`,
@@ -42,10 +48,7 @@ export function formatStatus(s: Obj, now = Date.now()): string {
   if (Array.isArray(s.blocks)) {
     const blocks = s.blocks as Obj[];
     lines.push(blocks.length ? 'Kill switch blocks (xks unblock lifts one):' : 'Kill switch: no block in force');
-    for (const b of blocks) {
-      const target = b.scope === 'all' ? 'everything' : b.scope === 'store' ? `key store ${b.store}` : `key ${b.store}/${b.keyId}`;
-      lines.push(`  ${target}  by ${b.operator ?? '?'} ${ago(b.at, now)}${b.reason ? `  reason: ${b.reason}` : ''}`);
-    }
+    for (const b of blocks) lines.push(`  ${blockLine(b, now)}`);
   }
   if (s.stopping) lines.push('STOPPING: a graceful stop is under way (connections are being drained)');
   // Sections other parts of the appliance add (blocks, ...), shown as they come.

@@ -4,8 +4,8 @@
 // one is refused (401), the last one cannot be retired; the file stays 0600; the audit trail has it.
 import t from 'tap';
 import { randomUUID } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
-import { parse } from 'yaml';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { parse, stringify } from 'yaml';
 import { startDemo, stopAndRemove, type RunningDemo } from '../helpers/demo.js';
 import { settled, sleep, WARM_UP_MS, widenRequestBudget, within, xks as xksAs } from '../helpers/operator.js';
 import { runLoad, type LoadReport } from '../helpers/load.js';
@@ -82,4 +82,14 @@ t.test('rotation under load: add, both work, retire, last one kept', async (t) =
   t.match(audit.find((a) => a['action'] === 'creds-retire'), { operator: 'bob', accessKeyId: gone.accessKeyId }, 'so is retire');
   t.notMatch(readFileSync(d.demo.auditLog, 'utf8'), cred.secretAccessKey, 'the secret is not in the audit trail');
 
+});
+
+t.test('creds list: without createdAt, the age comes from the file\'s last change (as in xks status)', async (t) => {
+  const file = d.dir + '/secrets/credentials-demo.yaml';
+  const doc = parse(readFileSync(file, 'utf8')) as { credentials: Array<Record<string, unknown>> };
+  for (const c of doc.credentials) delete c['createdAt'];
+  writeFileSync(file, stringify(doc), { mode: 0o600 });
+  const out = await xks(['creds', 'list', '--config', d.demo.configFile, '--store', 'demo']);
+  t.equal(out.code, 0, `creds list succeeds ${out.stderr}`);
+  t.match(out.stdout, /^[A-Z2-7]{20,30}  \S+Z \(no createdAt: the file's last change\)  0 days old\n$/, 'an age from the file time, not "age unknown"');
 });

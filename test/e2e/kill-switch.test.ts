@@ -49,7 +49,7 @@ t.test('block and unblock at three scopes, here and on the other instance, under
 
   // Key scope.
   const key = d.demo.keys.encryptOnly;
-  const b = await xks(['block', '--config', cfg, '--key', key, '--reason', 'suspected misuse']);
+  const b = await xks(['block', '--config', cfg, '--key', key, '--reason', 'suspected misuse', '--json']);
   t.equal(b.code, 0, `block --key succeeds ${b.stderr}`);
   t.match(JSON.parse(b.stdout), { blocked: `key ${key} of key store demo`, nodes: ['hsm-1', 'hsm-2'] }, 'written on every HSM node');
   const here = await encrypt(key);
@@ -65,7 +65,9 @@ t.test('block and unblock at three scopes, here and on the other instance, under
   t.equal(keyReport.failed, 0, `encrypts on an unblocked key: ${keyReport.sent} sent, 0 failed ${JSON.stringify(keyReport.samples.filter((s) => s.status !== 200).slice(0, 3))}`);
 
   // Key-store scope, set on the other instance this time.
-  t.equal((await xks(['block', '--config', second().configFile, '--store', 'demo', '--reason', 'incident 42'])).code, 0, 'block --store succeeds');
+  const bs = await xks(['block', '--config', second().configFile, '--store', 'demo', '--reason', 'incident 42']);
+  t.equal(bs.code, 0, 'block --store succeeds');
+  t.match(bs.stdout, /^blocked key store demo on hsm-1, hsm-2\nnow blocked \(xks unblock lifts one\):\n  key store demo  by \S+ .*ago  reason: incident 42\n$/, 'without --json: what is now blocked, by whom and why, in words');
   t.ok((await within(5000, blockedOn(d.demo.keys.encryptDecrypt))) < 2000, 'a store block set on the other instance holds here within 2 s');
   t.match((await metadata(d.demo.keys.encryptDecrypt)).json, { errorName: 'InvalidStateException' }, 'GetKeyMetadata: InvalidStateException for a blocked store');
   t.equal((await health()).status, 200, 'GetHealthStatus keeps answering');
