@@ -107,31 +107,45 @@ export async function startDemo(
 ): Promise<RunningDemo> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'xks-demo-'));
   const instances = opts.instances ?? 1;
-  const port = await freePorts(8 * instances);
-  rmSync(join(dir, 'demo.json'), { force: true }); // a previous run's is not this run's readiness
-  let out = '';
-  const extra = [...(typeof args === 'function' ? args(port) : args), ...(instances > 1 ? ['--instances', String(instances)] : [])];
-  const proc = spawn(...xksCommand(['demo', '--dir', dir, '--port', String(port), ...extra], opts.nodeArgs), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
-  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const file = join(dir, 'demo.json');
-  const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
-  while (!existsSync(file)) {
-    if (proc.exitCode !== null || Date.now() > deadline) {
-      proc.kill('SIGKILL');
-      throw new Error(`demo did not become ready (exit ${proc.exitCode}):\n${out.slice(-3000)}`);
+  // Another test file running beside this one may take a port between freePorts() and the demo's
+  // listen: a start refused for a port in use is tried again on other ports.
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePorts(8 * instances);
+    rmSync(join(dir, 'demo.json'), { force: true }); // a previous run's is not this run's readiness
+    let out = '';
+    const extra = [...(typeof args === 'function' ? args(port) : args), ...(instances > 1 ? ['--instances', String(instances)] : [])];
+    const proc = spawn(...xksCommand(['demo', '--dir', dir, '--port', String(port), ...extra], opts.nodeArgs), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+    proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    const file = join(dir, 'demo.json');
+    const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
+    let ready = true;
+    while (!existsSync(file)) {
+      if (proc.exitCode !== null || Date.now() > deadline) {
+        proc.kill('SIGKILL');
+        if (proc.exitCode !== null && attempt < 3 && /already in use/.test(out)) {
+          ready = false;
+          break;
+        }
+        throw new Error(`demo did not become ready (exit ${proc.exitCode}):\n${out.slice(-3000)}`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
     }
-    await new Promise((r) => setTimeout(r, 100));
+    if (ready) return runningDemo(dir, port, proc, file, () => out);
   }
+}
+
+/** The handle on a demo that wrote its demo.json. */
+function runningDemo(dir: string, port: number, proc: ChildProcess, file: string, output: () => string): RunningDemo {
   let last: DemoJson | undefined;
   // After a stop demo.json is gone: the last one read still names the pids to check.
   const reload = () => (last = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as DemoJson) : last!);
-  const running: RunningDemo = {
+  const demo: RunningDemo = {
     dir,
     port,
     demo: reload(),
     proc,
-    output: () => out,
+    output,
     reload,
     stop: () =>
       new Promise((res) => {
@@ -145,7 +159,7 @@ export async function startDemo(
         proc.kill('SIGTERM');
       }),
   };
-  return running;
+  return demo;
 }
 
 export function removeDir(dir: string): void {
