@@ -1,4 +1,4 @@
-// The Debian package (packaging/deb/build.sh): built from this tree, checked as dpkg sees it
+// The Debian package (appliance/packaging/deb/build.sh): built from this tree, checked as dpkg sees it
 // (fields, file list, conffiles, maintainer scripts), unpacked by dpkg into a temporary root and
 // run from there. Maintainer scripts are not run: they create a system user on the host.
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -14,7 +14,7 @@ t.setTimeout(300_000);
 const version = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 const work = mkdtempSync(join(tmpdir(), 'xks-deb-'));
 t.teardown(() => rmSync(work, { recursive: true, force: true }));
-const deb = execFileSync(join(ROOT, 'packaging', 'deb', 'build.sh'), [join(work, 'out')], { encoding: 'utf8', timeout: 120_000 }).trim();
+const deb = execFileSync(join(ROOT, 'appliance', 'packaging', 'deb', 'build.sh'), [join(work, 'out')], { encoding: 'utf8', timeout: 120_000 }).trim();
 const field = (name: string) => execFileSync('dpkg-deb', ['-f', deb, name], { encoding: 'utf8' }).trim();
 const files = execFileSync('dpkg-deb', ['-c', deb], { encoding: 'utf8', maxBuffer: 64 << 20 })
   .split('\n')
@@ -56,7 +56,7 @@ t.test('the tree: /opt/xks with production modules only, the unit, xks on PATH, 
 
 t.test('conffiles: dpkg keeps an edited example on upgrade; operator files are never in the package', async (t) => {
   t.equal(readFileSync(join(control, 'conffiles'), 'utf8').trim(), '/etc/xks/xks.yaml.example');
-  const example = parseYaml(readFileSync(join(ROOT, 'packaging', 'deb', 'xks.yaml.example'), 'utf8'), 'xks.yaml.example');
+  const example = parseYaml(readFileSync(join(ROOT, 'appliance', 'packaging', 'deb', 'xks.yaml.example'), 'utf8'), 'xks.yaml.example');
   t.doesNotThrow(() => parseConfig(example, 'xks.yaml.example'), 'the example passes the schema');
 });
 

@@ -3,9 +3,9 @@
 # dependencies only, pkcs11js compiled for this architecture), the systemd unit xks@.service, `xks` on PATH,
 # an example configuration in /etc/xks (a conffile: dpkg keeps an operator's edits on upgrade;
 # NAME.yaml and secrets/ are the operator's own and never touched). Needs: dpkg-deb, npm, a built
-# tree (npm run build). Usage: packaging/deb/build.sh [OUTDIR]   (default: build/)
+# tree (npm run build). Usage: appliance/packaging/deb/build.sh [OUTDIR]   (default: build/)
 set -eu
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
 OUT=$(mkdir -p "${1:-$ROOT/build}" && cd "${1:-$ROOT/build}" && pwd)
 VERSION=$(node -p "require('$ROOT/package.json').version")
 ARCH=$(dpkg --print-architecture)
@@ -36,12 +36,12 @@ done
 
 cp "$ROOT/appliance/systemd/xks@.service" "$PKG/lib/systemd/system/xks@.service"
 ln -s /opt/xks/bin/xks "$PKG/usr/bin/xks"
-cp "$ROOT/packaging/deb/xks.yaml.example" "$PKG/etc/xks/xks.yaml.example"
-cp "$ROOT/packaging/deb/copyright" "$PKG/usr/share/doc/$NAME/copyright"
-for s in postinst prerm postrm; do install -m 0755 "$ROOT/packaging/deb/$s" "$PKG/DEBIAN/$s"; done
+cp "$ROOT/appliance/packaging/deb/xks.yaml.example" "$PKG/etc/xks/xks.yaml.example"
+cp "$ROOT/appliance/packaging/deb/copyright" "$PKG/usr/share/doc/$NAME/copyright"
+for s in postinst prerm postrm; do install -m 0755 "$ROOT/appliance/packaging/deb/$s" "$PKG/DEBIAN/$s"; done
 echo /etc/xks/xks.yaml.example > "$PKG/DEBIAN/conffiles"
 SIZE=$(du -sk "$PKG" | cut -f1)
-sed -e "s/@VERSION@/$VERSION/" -e "s/@ARCH@/$ARCH/" -e "s/@SIZE@/$SIZE/" "$ROOT/packaging/deb/control" > "$PKG/DEBIAN/control"
+sed -e "s/@VERSION@/$VERSION/" -e "s/@ARCH@/$ARCH/" -e "s/@SIZE@/$SIZE/" "$ROOT/appliance/packaging/deb/control" > "$PKG/DEBIAN/control"
 
 # Owned by root, readable by all; the service user gets only what postinst gives it.
 chmod -R u+rwX,go+rX,go-w "$APP"
