@@ -6,7 +6,8 @@ import t from 'tap';
 import { randomUUID } from 'node:crypto';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { parse, stringify } from 'yaml';
-import { startDemo, stopAndRemove, type RunningDemo } from '../helpers/demo.js';
+import type { RunningDemo } from '../helpers/demo.js';
+import { withDemo } from '../helpers/fixture.js';
 import { settled, sleep, WARM_UP_MS, widenRequestBudget, within, xks as xksAs } from '../helpers/operator.js';
 import { runLoad, type LoadReport } from '../helpers/load.js';
 import { XksClient } from '../helpers/xks-client.js';
@@ -15,15 +16,15 @@ import { XksClient } from '../helpers/xks-client.js';
 const xks = (args: string[]) => xksAs(args, 'bob');
 let d: RunningDemo;
 let client: XksClient;
-t.before(async () => {
-  d = await startDemo([], { instances: 2 });
-  client = new XksClient(d.demo);
-  await widenRequestBudget(d.demo.instances.map((i) => i.configFile));
-});
-t.teardown(async () => {
-  client?.close();
-  await stopAndRemove(d);
-});
+withDemo(
+  t,
+  [],
+  async (demo, c) => {
+    [d, client] = [demo, c];
+    await widenRequestBudget(d.demo.instances.map((i) => i.configFile));
+  },
+  { instances: 2 },
+);
 
 type Cred = { accessKeyId: string; secretAccessKey: string };
 const health = (credential: Cred, endpoint?: string) =>

@@ -3,11 +3,11 @@ import type { Test } from 'tap';
 import { startDemo, stopAndRemove, type RunningDemo } from './demo.js';
 import { XksClient } from './xks-client.js';
 
-export function withDemo(t: Test, args: string[], ready: (d: RunningDemo, c: XksClient) => void | Promise<void>): void {
+export function withDemo(t: Test, args: string[], ready: (d: RunningDemo, c: XksClient) => void | Promise<void>, opts: { instances?: number } = {}): void {
   let d: RunningDemo | undefined;
   let c: XksClient | undefined;
   t.before(async () => {
-    d = await startDemo(args);
+    d = await startDemo(args, opts);
     c = new XksClient(d.demo);
     await ready(d, c);
   });
