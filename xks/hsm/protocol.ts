@@ -1,9 +1,16 @@
-// IPC between the cluster (parent) and one HSM node process (child). The channel uses
-// `serialization: 'advanced'`: start-up messages are objects; calls and replies cross it as
-// Buffers in the binary framing of wire.ts. PINs never cross it: the child reads its PIN from the
-// file or environment variable the node configuration names.
+// IPC between the cluster (parent) and one HSM node process (child). Two channels: Node's IPC
+// channel (`serialization: 'advanced'`) carries the cold messages as objects (init, ready, fatal)
+// and the disconnect that ends the child; calls and replies cross a plain pipe (CALL_PIPE_FD) as
+// wire.ts frames. PINs never cross either: the child reads its PIN from the file or environment
+// variable the node configuration names.
 import type { HsmNodeOptions } from './options.js';
 import type { DecryptInput, EncryptInput, Fault, KeyInfo, StateObject } from './types.js';
+
+/**
+ * The child's descriptor of the call pipe: stdio 0-2, then 3, the IPC channel (opening it again
+ * fails with EEXIST).
+ */
+export const CALL_PIPE_FD = 4;
 
 export interface InitMessage {
   t: 'init';
@@ -72,5 +79,5 @@ export interface WireError {
 
 export type CallReply = { t: 'res'; id: number; ok: true; value: unknown } | { t: 'res'; id: number; ok: false; error: WireError };
 
-/** The child's own messages; replies go as wire.ts frames. */
+/** The child's own messages on the IPC channel; replies go as wire.ts frames on the call pipe. */
 export type ChildMessage = { t: 'ready' } | { t: 'fatal'; message: string; kind: 'pin' | 'config' };

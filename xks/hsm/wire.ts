@@ -1,16 +1,20 @@
 // The compact binary framing of calls and replies between the cluster and a node process (the hot
-// path; start-up and fatal messages stay plain objects). V8-serializing a nested object per call
-// cost more CPU than the IPC write itself; here a call is one Buffer of length-prefixed fields.
-// Each call and reply is sent at once: holding the frames of an event-loop turn to send them as one
-// message saved a write but cost the overlap of the two processes' work, and on a busy 2-core
-// machine requests piled up into 429s. A message may still carry several frames.
+// path; start-up and fatal messages stay plain objects on Node's IPC channel). V8-serializing a
+// nested object per call cost more CPU than the write itself, and so did the IPC channel's own
+// framing and serialization of each Buffer: the frames travel on a plain pipe of their own
+// (protocol.ts CALL_PIPE_FD), each behind its u32 length, read back by frame-reader.ts.
+// Each call and reply is written at once: holding the frames of an event-loop turn to send them as
+// one write saved a write but cost the overlap of the two processes' work, and on a busy 2-core
+// machine requests piled up into 429s.
 //
+// Frame:       u32 length of what follows, then one of
 // Call:        u8 KIND_CALL, u32 id, f64 expiresAt, u8 op, op fields
 // Reply, ok:   u8 KIND_OK,   u32 id, u8 op, value fields
 // Reply, err:  u8 KIND_ERR,  u32 id, str cls, str ckr ('' = none), str message
 // Fields are u8, u32 and f64 little-endian; bytes and str are a u32 length and the bytes (UTF-8).
 import type { CallReply, CallRequest, NodeCall, OpName, OpResults, WireError } from './protocol.js';
 import type { KeyInfo } from './types.js';
+import { FRAME_HEADER_BYTES } from './frame-reader.js';
 
 const KIND_CALL = 1;
 const KIND_OK = 2;
@@ -51,9 +55,10 @@ class Writer {
     return this;
   }
 
+  /** The frame, length first: ready for one write. */
   finish(): Buffer {
-    const out = Buffer.allocUnsafe(this.size);
-    let at = 0;
+    const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + this.size);
+    let at = out.writeUInt32LE(this.size, 0);
     for (let i = 0; i < this.kinds.length; i++) {
       const v = this.values[i]!;
       switch (this.kinds[i]) {
@@ -85,8 +90,10 @@ class Writer {
 class Reader {
   private at = 0;
   constructor(private readonly buf: Buffer) {}
-  get done(): boolean {
-    return this.at >= this.buf.length;
+  /** A frame is one call or one reply: anything after it means it was misread. */
+  end<T>(value: T): T {
+    if (this.at !== this.buf.length) throw new RangeError('trailing bytes in frame');
+    return value;
   }
   u8(): number {
     return this.buf.readUInt8(this.at++);
@@ -104,7 +111,7 @@ class Reader {
   bytes(): Buffer {
     const n = this.u32();
     if (this.at + n > this.buf.length) throw new RangeError('truncated frame');
-    // A view, not a copy: each IPC message is a fresh Buffer nobody else writes to.
+    // A view, not a copy: each chunk read from the pipe is a fresh Buffer nobody else writes to.
     const v = this.buf.subarray(this.at, this.at + n);
     this.at += n;
     return v;
@@ -113,13 +120,6 @@ class Reader {
     return this.bytes().toString('utf8');
   }
 }
-
-/** An IPC message as it arrives: advanced serialization gives back a Uint8Array (or Buffer). */
-export function isFrames(msg: unknown): msg is Uint8Array {
-  return msg instanceof Uint8Array;
-}
-
-const asBuffer = (u: Uint8Array) => (Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength));
 
 export function encodeCall(req: CallRequest): Buffer {
   const { call } = req;
@@ -182,19 +182,15 @@ function readCall(r: Reader, op: OpName): NodeCall {
   }
 }
 
-/** Every call in one IPC message, in order. */
-export function decodeCalls(msg: Uint8Array): CallRequest[] {
-  const r = new Reader(asBuffer(msg));
-  const out: CallRequest[] = [];
-  while (!r.done) {
-    if (r.u8() !== KIND_CALL) throw new RangeError('not a call frame');
-    const id = r.u32();
-    const expiresAt = r.f64();
-    const op = OPS[r.u8()];
-    if (op === undefined) throw new RangeError('unknown op');
-    out.push({ t: 'req', id, expiresAt, call: readCall(r, op) });
-  }
-  return out;
+/** One call from a frame's body (its length already taken off by frame-reader.ts). */
+export function decodeCall(body: Buffer): CallRequest {
+  const r = new Reader(body);
+  if (r.u8() !== KIND_CALL) throw new RangeError('not a call frame');
+  const id = r.u32();
+  const expiresAt = r.f64();
+  const op = OPS[r.u8()];
+  if (op === undefined) throw new RangeError('unknown op');
+  return r.end({ t: 'req', id, expiresAt, call: readCall(r, op) });
 }
 
 export function encodeReply(op: OpName, reply: CallReply): Buffer {
@@ -267,24 +263,18 @@ function readValue(r: Reader, op: OpName): unknown {
   }
 }
 
-/** Every reply in one IPC message, in order. */
-export function decodeReplies(msg: Uint8Array): CallReply[] {
-  const r = new Reader(asBuffer(msg));
-  const out: CallReply[] = [];
-  while (!r.done) {
-    const kind = r.u8();
-    const id = r.u32();
-    if (kind === KIND_ERR) {
-      const cls = r.str() as WireError['cls'];
-      const ckr = r.str();
-      out.push({ t: 'res', id, ok: false, error: { cls, ckr: ckr === '' ? undefined : ckr, message: r.str() } });
-    } else if (kind === KIND_OK) {
-      const op = OPS[r.u8()];
-      if (op === undefined) throw new RangeError('unknown op');
-      out.push({ t: 'res', id, ok: true, value: readValue(r, op) });
-    } else {
-      throw new RangeError('not a reply frame');
-    }
+/** One reply from a frame's body (its length already taken off by frame-reader.ts). */
+export function decodeReply(body: Buffer): CallReply {
+  const r = new Reader(body);
+  const kind = r.u8();
+  const id = r.u32();
+  if (kind === KIND_ERR) {
+    const cls = r.str() as WireError['cls'];
+    const ckr = r.str();
+    return r.end({ t: 'res', id, ok: false, error: { cls, ckr: ckr === '' ? undefined : ckr, message: r.str() } });
   }
-  return out;
+  if (kind !== KIND_OK) throw new RangeError('not a reply frame');
+  const op = OPS[r.u8()];
+  if (op === undefined) throw new RangeError('unknown op');
+  return r.end({ t: 'res', id, ok: true, value: readValue(r, op) });
 }

@@ -1,17 +1,24 @@
-// Entry of one HSM node process, started by parent/spawn-node.ts with `serialization: 'advanced'`.
-// It holds the node's PKCS#11 module and sessions, so a vendor library that hangs or crashes takes
-// down this process only. It reads its own PIN; a configuration it cannot work with is reported to the parent
-// as one line naming the node and the fix, and the process exits.
+// Entry of one HSM node process, started by parent/spawn-node.ts with Node's IPC channel
+// (`serialization: 'advanced'`) for init, ready and fatal, and a plain pipe on descriptor
+// CALL_PIPE_FD for the calls and replies in wire.ts frames: the IPC channel's per-message
+// serialization and parsing cost about as much CPU as the call. It holds the node's PKCS#11
+// module and sessions, so a vendor library that hangs or crashes takes down this process only. It
+// reads its own PIN; a configuration it cannot work with is reported to the parent as one line
+// naming the node and the fix, and the process exits.
+import { Socket } from 'node:net';
+import { FrameReader } from '../frame-reader.js';
 import { KeyMissingError, NodeService, FatalInitError } from './node-service.js';
 import { Pkcs11CallError } from './pkcs11.js';
-import type { CallReply, CallRequest, ChildMessage, InitMessage, WireError } from '../protocol.js';
-import { decodeCalls, encodeReply, isFrames } from '../wire.js';
+import { CALL_PIPE_FD, type CallReply, type CallRequest, type ChildMessage, type InitMessage, type WireError } from '../protocol.js';
+import { decodeCall, encodeReply } from '../wire.js';
 import { ExpiredError } from './session-pool.js';
 
 let service: NodeService | undefined;
 let nodeId = 'unknown';
 
-function send(msg: ChildMessage | Buffer, then?: () => void): void {
+const calls = new Socket({ fd: CALL_PIPE_FD, readable: true, writable: true });
+
+function send(msg: ChildMessage, then?: () => void): void {
   if (!process.connected) return;
   process.send!(msg, undefined, undefined, () => then?.());
 }
@@ -40,8 +47,10 @@ async function handle(req: CallRequest): Promise<void> {
     if (err instanceof ExpiredError) return;
     reply = { t: 'res', id: req.id, ok: false, error: toWire(err) };
   }
-  // Freezing blocks the event loop the way SIGSTOP would; acknowledge the request first.
-  send(encodeReply(req.call.op, reply), service.currentFault.kind === 'freeze' ? freeze : undefined);
+  // One write per reply, at once. Freezing blocks the event loop the way SIGSTOP would: the
+  // write's callback runs once the reply is in the kernel's hands, acknowledged first.
+  if (service.currentFault.kind === 'freeze') calls.write(encodeReply(req.call.op, reply), freeze);
+  else calls.write(encodeReply(req.call.op, reply));
 }
 
 function toWire(err: unknown): WireError {
@@ -58,9 +67,19 @@ function freeze(): never {
   process.exit(1);
 }
 
-process.on('message', (msg: InitMessage | Uint8Array) => {
-  if (isFrames(msg)) for (const req of decodeCalls(msg)) void handle(req);
-  else if (msg.t === 'init' && !service) void init(msg);
+process.on('message', (msg: InitMessage) => {
+  if (msg.t === 'init' && !service) void init(msg);
+});
+
+const reader = new FrameReader((body) => void handle(decodeCall(body)));
+calls.on('data', (chunk: Buffer) => {
+  try {
+    reader.push(chunk);
+  } catch (err) {
+    // Not a frame from our parent: nothing read after it can be trusted. The parent restarts us.
+    process.stderr.write(`HSM node ${nodeId}: corrupt call pipe (${err instanceof Error ? err.message : String(err)})\n`);
+    process.exit(1);
+  }
 });
 
 // The parent ends this process (IPC disconnect, or SIGKILL when frozen). A Ctrl-C or a SIGTERM to the
@@ -68,11 +87,15 @@ process.on('message', (msg: InitMessage | Uint8Array) => {
 process.on('SIGINT', () => undefined);
 process.on('SIGTERM', () => undefined);
 
-// The parent is gone or closing us: release the sessions and leave.
-process.on('disconnect', () => {
+// The parent is gone or closing us (the IPC channel disconnects; the call pipe closes when the
+// parent dropped it): release the sessions and leave.
+function leave(): void {
   try {
     service?.close();
   } finally {
     process.exit(0);
   }
-});
+}
+process.on('disconnect', leave);
+calls.on('close', leave);
+calls.on('error', () => undefined); // 'close' follows

@@ -1,7 +1,8 @@
 // The parent's handle on one HSM node process, and its supervisor: start the process
 // (spawn-node.ts), pass calls to it (ipc-client.ts), and keep it alive. A process that dies is
 // restarted with back-off; one that stops answering (missed deadlines with no answer in between)
-// is killed with SIGKILL and restarted; one whose PIN was refused is left down.
+// or sends garbage on its call pipe is killed with SIGKILL and restarted; one whose PIN was
+// refused is left down.
 import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
@@ -10,7 +11,6 @@ import { LogLimiter } from './log-limiter.js';
 import type { PinVariable } from './pin-env.js';
 import { HsmStartError, type StartFailureKind } from '../errors.js';
 import type { ChildMessage, InitMessage, NodeCall, OpName, OpResults } from '../protocol.js';
-import { decodeReplies, isFrames } from '../wire.js';
 import { IpcClient, NodeCallError } from './ipc-client.js';
 import { spawnNodeProcess } from './spawn-node.js';
 
@@ -36,6 +36,9 @@ export interface NodeClientOptions {
   pin?: PinVariable | undefined;
   logger?: Logger | undefined;
 }
+
+/** How long a process whose call pipe closed has to exit by itself. */
+const PIPE_LOST_GRACE_MS = 1000;
 
 type State = 'idle' | 'starting' | 'ready' | 'down' | 'closed';
 
@@ -82,7 +85,7 @@ export class NodeClient extends EventEmitter {
       pin: opts.pin,
     };
     this.nextBackoff = this.opts.backoffMinMs;
-    this.ipc = new IpcClient(this.id, { answered: () => this.onAnswered(), missed: () => this.onMissed() });
+    this.ipc = new IpcClient(this.id, { answered: () => this.onAnswered(), missed: () => this.onMissed(), lost: (why, detail) => this.onPipeLost(why, detail) });
   }
 
   /** The process holding this node's sessions, while one runs. */
@@ -156,10 +159,8 @@ export class NodeClient extends EventEmitter {
       stderrTail = (stderrTail + chunk.toString('utf8')).slice(-2048);
     });
     const startTimer = setTimeout(() => this.kill(`not ready within ${this.opts.startTimeoutMs} ms`), this.opts.startTimeoutMs);
-    child.on('message', (msg: ChildMessage | Uint8Array) => {
-      if (child !== this.child) return;
-      if (isFrames(msg)) for (const reply of decodeReplies(msg)) this.ipc.onReply(reply);
-      else this.onMessage(child, msg, startTimer);
+    child.on('message', (msg: ChildMessage) => {
+      if (child === this.child) this.onMessage(child, msg, startTimer);
     });
     child.on('error', (err) => {
       this.opts.logger?.debug({ node: this.id, err: err.message }, 'HSM node process error');
@@ -177,6 +178,19 @@ export class NodeClient extends EventEmitter {
   private onAnswered(): void {
     this.misses = 0;
     this.lastAnswerAt = Date.now();
+  }
+
+  /**
+   * Garbage on the call pipe: the process cannot be trusted with another call. A closed pipe means
+   * the process is exiting; one still running a moment later has lost its calls for good.
+   */
+  private onPipeLost(why: 'closed' | 'corrupt', detail: string): void {
+    const child = this.child;
+    if (!child || this.state === 'closed') return;
+    if (why === 'corrupt') return this.kill(`corrupt call pipe (${detail})`);
+    setTimeout(() => {
+      if (child === this.child && child.exitCode === null && child.signalCode === null) this.kill(`call pipe lost (${detail})`);
+    }, PIPE_LOST_GRACE_MS).unref();
   }
 
   private onMessage(child: ChildProcess, msg: ChildMessage, startTimer: NodeJS.Timeout): void {
