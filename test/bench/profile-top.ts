@@ -1,11 +1,13 @@
 // The top functions of V8 CPU profiles (`--cpu-prof`) by self time, with their share of the
 // profile's busy (non-idle) time: `node dist/test/bench/profile-top.js [--last SECONDS] [--top N] FILE...`.
-// --last keeps only the final SECONDS of each profile (the measured load, not start-up).
+// --last keeps only the final SECONDS of each profile (the measured load, not start-up);
+// --inclusive ranks by time including callees (where a stage's cost goes), not self time.
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 
 interface ProfileNode {
   id: number;
+  children?: number[];
   callFrame: { functionName: string; url: string; lineNumber: number };
 }
 interface Profile {
@@ -22,11 +24,14 @@ const opt = (name: string) => {
 };
 const lastS = opt('--last');
 const top = opt('--top') ?? 25;
+const inclusive = args.includes('--inclusive') ? (args.splice(args.indexOf('--inclusive'), 1), true) : false;
 const IDLE = new Set(['(idle)', '(program)', '(garbage collector)']);
 
 for (const file of args) {
   const p = JSON.parse(readFileSync(file, 'utf8')) as Profile;
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
   // Sample i's time is the sum of deltas up to i; its weight is the next delta.
   const times: number[] = [];
   let t = p.endTime - p.timeDeltas.reduce((a, b) => a + b, 0);
@@ -42,9 +47,14 @@ for (const file of args) {
     total += w;
     if (f.functionName === '(idle)') continue;
     busy += w;
-    const where = f.url ? `${f.url.replace(/^.*\/(node_modules|dist)\//, '$1/').replace(/^node:/, '')}:${f.lineNumber + 1}` : '';
-    const key = `${f.functionName || '(anonymous)'} ${where}`;
-    self.set(key, (self.get(key) ?? 0) + w);
+    // Self time: the sampled frame. Inclusive: every distinct frame on its stack, once.
+    const keys = new Set<string>();
+    for (let id: number | undefined = p.samples[i]!; id !== undefined; id = inclusive ? parent.get(id) : undefined) {
+      const c = byId.get(id)!.callFrame;
+      const where = c.url ? `${c.url.replace(/^.*\/(node_modules|dist)\//, '$1/').replace(/^node:/, '')}:${c.lineNumber + 1}` : '';
+      if (c.functionName !== '(root)') keys.add(`${c.functionName || '(anonymous)'} ${where}`);
+    }
+    for (const key of keys) self.set(key, (self.get(key) ?? 0) + w);
   }
   console.log(`\n${basename(file)}: ${(total / 1e6).toFixed(1)} s profiled, ${((100 * busy) / Math.max(1, total)).toFixed(0)}% busy`);
   const rows = [...self].sort((a, b) => b[1] - a[1]).slice(0, top);
