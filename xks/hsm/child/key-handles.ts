@@ -39,10 +39,6 @@ export class KeyHandles {
     this.refreshMs = opts.refreshMs ?? KEY_COPY_REFRESH_MS;
   }
 
-  get copies(): boolean {
-    return this.opts.copies;
-  }
-
   /** The handle for a label in this session, or null when the token holds no such secret key. */
   get(s: PooledSession, label: string): Handle | null {
     const k = s.keys.get(label);
