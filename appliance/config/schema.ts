@@ -107,6 +107,9 @@ const hsmNode = z
     sessions: z.number().int().min(1).max(256).default(4),
     // sync: fast local modules (SoftHSM2); async: network HSMs, calls run on libuv's thread pool.
     callMode: z.enum(['sync', 'async']).default('sync'),
+    // Encrypt/decrypt on an in-HSM session copy of each token key, refreshed every few seconds:
+    // SoftHSM2 re-checks a token object's file on every use. auto: on for SoftHSM2 tokens only.
+    sessionKeyCopies: z.union([z.literal('auto'), z.boolean()]).default('auto'),
     env: z.record(z.string(), z.string()).default({}),
   })
   .strict()

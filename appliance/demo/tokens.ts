@@ -18,6 +18,8 @@ export interface TokenKey {
   decrypt: boolean;
   /** CKA_UNWRAP: a wrapping key for `xks keys import` (default false). */
   unwrap?: boolean;
+  /** CKA_COPYABLE (default: the module's, true): false makes C_CopyObject refuse the key. */
+  copyable?: boolean;
   /**
    * Default 'AES'; 'GENERIC_SECRET' makes a key the appliance must refuse to use; 'RSA' and 'EC'
    * generate a key pair on the token (material, encrypt and decrypt are ignored).

@@ -92,6 +92,7 @@ export async function makeTestHsm(opts: TestHsmOptions = {}): Promise<TestHsm> {
           ivMode: 'caller',
           sessions: 2,
           callMode: 'sync',
+          sessionKeyCopies: 'auto',
           env: { SOFTHSM2_CONF: conf },
           ...opts.node,
         };
@@ -212,6 +213,7 @@ export async function makeKeyedHsm(
       ivMode: 'caller',
       sessions: 2,
       callMode: 'sync',
+      sessionKeyCopies: 'auto',
       env: { SOFTHSM2_CONF: confs[i]! },
     };
   });

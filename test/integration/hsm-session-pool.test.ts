@@ -3,6 +3,7 @@
 import t from 'tap';
 import { Pkcs11CallError, Pkcs11Module } from '../../xks/hsm/child/pkcs11.js';
 import { ExpiredError, SessionPool, type PooledSession } from '../../xks/hsm/child/session-pool.js';
+import { KeyHandles } from '../../xks/hsm/child/key-handles.js';
 import { LABELS, SOFTHSM_MODULE, USER_PIN, makeTestHsm } from '../helpers/softhsm.js';
 
 const th = await makeTestHsm({ nodes: 1 });
@@ -10,6 +11,7 @@ process.env.SOFTHSM2_CONF = th.confs[0];
 const mod = new Pkcs11Module(SOFTHSM_MODULE);
 const pool = new SessionPool(mod, { tokenLabel: th.hsm.nodes[0]!.tokenLabel }, USER_PIN, 2);
 pool.open();
+const keys = new KeyHandles(mod, { copies: false, onRefused: () => undefined });
 t.teardown(() => {
   pool.close();
   th.cleanup();
@@ -34,18 +36,18 @@ async function sessions(): Promise<Set<PooledSession>> {
 }
 const roundTrip = () =>
   pool.use(Date.now() + 1000, async (s) => {
-    const key = pool.key(s, LABELS.aes)!;
+    const key = keys.get(s, LABELS.aes)!;
     const out = await mod.encrypt(s.handle, key, Buffer.from('x'), Buffer.alloc(0), 'caller', 'sync');
     return (await mod.decrypt(s.handle, key, out.iv, out.ciphertext, out.tag, Buffer.alloc(0), 'sync')).toString();
   });
 
 t.test('key handles are cached per session; a missing label is null and not cached', async (t) => {
   await pool.use(Date.now() + 1000, async (s) => {
-    const k = pool.key(s, LABELS.aes);
+    const k = keys.get(s, LABELS.aes);
     t.ok(k);
-    t.equal(pool.key(s, LABELS.aes), k);
-    t.equal(s.keys.get(LABELS.aes), k);
-    t.equal(pool.key(s, 'no-such-key'), null);
+    t.equal(keys.get(s, LABELS.aes), k);
+    t.equal(s.keys.get(LABELS.aes)?.use, k);
+    t.equal(keys.get(s, 'no-such-key'), null);
     t.notOk(s.keys.has('no-such-key'));
   });
 });

@@ -7,6 +7,13 @@ export type IvMode = 'caller' | 'hsm';
 /** sync: fast local modules; async: network HSMs, calls run on libuv's thread pool. */
 export type CallMode = 'sync' | 'async';
 
+/**
+ * Crypto calls on an in-HSM session copy of each token key (C_CopyObject, CKA_TOKEN false) instead
+ * of the token object: SoftHSM2 re-reads a token object's file on every use, a session object it
+ * does not. 'auto': on when the token's manufacturerID is "SoftHSM project", off for every other.
+ */
+export type SessionKeyCopies = 'auto' | boolean;
+
 /** Where a node process reads its PIN: exactly one of a file (mode 0600) or an environment variable. */
 export interface PinSource {
   file?: string | undefined;
@@ -26,6 +33,8 @@ export interface HsmNodeOptions {
   /** Logged-in sessions the node process keeps open. */
   sessions: number;
   callMode: CallMode;
+  /** Default 'auto'. */
+  sessionKeyCopies?: SessionKeyCopies | undefined;
   /** Extra environment for the node process (e.g. SOFTHSM2_CONF). */
   env: Record<string, string>;
 }

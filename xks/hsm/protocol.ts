@@ -81,3 +81,9 @@ export type CallReply = { t: 'res'; id: number; ok: true; value: unknown } | { t
 
 /** The child's own messages on the IPC channel; replies go as wire.ts frames on the call pipe. */
 export type ChildMessage = { t: 'ready' } | { t: 'fatal'; message: string; kind: 'pin' | 'config' };
+
+/**
+ * A node process's one-off warnings (e.g. a key copy its module refused) reach the cluster's log as
+ * stderr lines starting with this; other stderr (vendor libraries print there) is not logged.
+ */
+export const NODE_NOTICE = 'xks-node-notice: ';

@@ -42,7 +42,7 @@ export class Pkcs11AdminModule extends Pkcs11Module {
   /** Imports a secret key as a sensitive, non-extractable token object. */
   importSecretKey(
     session: Handle,
-    k: { label: string; material: Buffer; keyType: 'AES' | 'GENERIC_SECRET'; encrypt: boolean; decrypt: boolean; unwrap?: boolean | undefined },
+    k: { label: string; material: Buffer; keyType: 'AES' | 'GENERIC_SECRET'; encrypt: boolean; decrypt: boolean; unwrap?: boolean | undefined; copyable?: boolean | undefined },
   ): Handle {
     const template = [
       { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
@@ -55,6 +55,7 @@ export class Pkcs11AdminModule extends Pkcs11Module {
       { type: pkcs11js.CKA_ENCRYPT, value: k.encrypt },
       { type: pkcs11js.CKA_DECRYPT, value: k.decrypt },
       ...(k.unwrap === undefined ? [] : [{ type: pkcs11js.CKA_UNWRAP, value: k.unwrap }]),
+      ...(k.copyable === undefined ? [] : [{ type: pkcs11js.CKA_COPYABLE, value: k.copyable }]),
       { type: pkcs11js.CKA_LABEL, value: k.label },
     ];
     return call('C_CreateObject', 'other', () => this.lib.C_CreateObject(session, template));
@@ -82,9 +83,5 @@ export class Pkcs11AdminModule extends Pkcs11Module {
       { type: pkcs11js.CKA_LABEL, value: k.label },
     ];
     return call('C_UnwrapKey', 'other', () => this.lib.C_UnwrapKey(session, mechanism, k.wrappingKey, k.wrapped, template));
-  }
-
-  destroy(session: Handle, key: Handle): void {
-    call('C_DestroyObject', 'other', () => this.lib.C_DestroyObject(session, key));
   }
 }

@@ -53,6 +53,8 @@ function reverseMap(prefix: string): Map<number, string> {
   return map;
 }
 const CKR_NAMES = reverseMap('CKR_');
+// PKCS#11 3.0 codes pkcs11js does not name (it reports them as CKR_VENDOR_DEFINED).
+CKR_NAMES.set(0x1b, 'CKR_ACTION_PROHIBITED');
 const CKR_CODES = new Map([...CKR_NAMES].map(([code, name]) => [name, code]));
 const CKK_NAMES = reverseMap('CKK_');
 

@@ -35,11 +35,12 @@ const OTHER_USAGE: ReadonlyArray<[number, string]> = [
 ];
 
 /**
- * The key object labelled `label`: a secret key first, else a private key, else a public key;
+ * The token object labelled `label`: a secret key first, else a private key, else a public key;
  * null when the label names no key. Two secret keys under one label are a configuration error.
  */
 export function findKeyObject(mod: Pkcs11Module, session: Handle, label: string): Handle | null {
-  const found = mod.findObjects(session, [{ type: pkcs11js.CKA_LABEL, value: label }], 8);
+  // Token objects only: the node's session copies of a key carry the same label.
+  const found = mod.findObjects(session, [{ type: pkcs11js.CKA_TOKEN, value: true }, { type: pkcs11js.CKA_LABEL, value: label }], 8);
   let best: Handle | null = null;
   let bestRank = Infinity;
   let secrets = 0;

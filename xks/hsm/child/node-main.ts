@@ -9,7 +9,7 @@ import { Socket } from 'node:net';
 import { FrameReader } from '../frame-reader.js';
 import { KeyMissingError, NodeService, FatalInitError } from './node-service.js';
 import { Pkcs11CallError } from './pkcs11.js';
-import { CALL_PIPE_FD, type CallReply, type CallRequest, type ChildMessage, type InitMessage, type WireError } from '../protocol.js';
+import { CALL_PIPE_FD, NODE_NOTICE, type CallReply, type CallRequest, type ChildMessage, type InitMessage, type WireError } from '../protocol.js';
 import { decodeCall, encodeReply } from '../wire.js';
 import { ExpiredError } from './session-pool.js';
 
@@ -77,7 +77,7 @@ calls.on('data', (chunk: Buffer) => {
     reader.push(chunk);
   } catch (err) {
     // Not a frame from our parent: nothing read after it can be trusted. The parent restarts us.
-    process.stderr.write(`HSM node ${nodeId}: corrupt call pipe (${err instanceof Error ? err.message : String(err)})\n`);
+    process.stderr.write(`${NODE_NOTICE}corrupt call pipe (${err instanceof Error ? err.message : String(err)}); restarting\n`);
     process.exit(1);
   }
 });

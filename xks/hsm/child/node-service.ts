@@ -11,6 +11,8 @@ import { Pkcs11StateModule } from './state-objects.js';
 import { PinError, readPin } from './pin.js';
 import type { NodeCall, OpResults } from '../protocol.js';
 import { SessionPool, type PooledSession } from './session-pool.js';
+import { KeyHandles, isStaleHandle } from './key-handles.js';
+import { NODE_NOTICE } from '../protocol.js';
 import type { DecryptInput, EncryptInput, Fault, KeyInfo } from '../types.js';
 
 /** A configuration problem: the message says what is wrong and how to fix it (no node prefix). */
@@ -32,6 +34,16 @@ export class KeyMissingError extends Error {
 
 const PROBE_AAD = Buffer.from('xks-health-probe');
 
+/** What 'auto' session key copies look for in C_GetTokenInfo. */
+const SOFTHSM_MANUFACTURER = 'SoftHSM project';
+
+export interface NodeServiceTuning {
+  /** Bound on a session key copy's age (default KEY_COPY_REFRESH_MS); tests shorten it. */
+  keyRefreshMs?: number;
+  /** One-off warnings for the cluster's log (default: a NODE_NOTICE line on stderr). */
+  notice?: (message: string) => void;
+}
+
 export class NodeService {
   private fault: Fault = { kind: 'none' };
 
@@ -39,11 +51,12 @@ export class NodeService {
     private readonly cfg: HsmNodeOptions,
     private readonly mod: Pkcs11StateModule,
     private readonly pool: SessionPool,
+    private readonly keys: KeyHandles,
     private readonly healthKeyLabel: string,
   ) {}
 
   /** Loads the module, logs in every session, checks the health key and runs one probe. */
-  static async open(cfg: HsmNodeOptions, healthKeyLabel: string): Promise<NodeService> {
+  static async open(cfg: HsmNodeOptions, healthKeyLabel: string, tuning: NodeServiceTuning = {}): Promise<NodeService> {
     let pin: string;
     try {
       pin = readPin(cfg.pin);
@@ -58,7 +71,17 @@ export class NodeService {
       mod.finalize();
       throw explainOpenFailure(cfg, err);
     }
-    const service = new NodeService(cfg, mod, pool, healthKeyLabel);
+    let service: NodeService;
+    try {
+      const copies = cfg.sessionKeyCopies === undefined || cfg.sessionKeyCopies === 'auto' ? pool.tokenManufacturer() === SOFTHSM_MANUFACTURER : cfg.sessionKeyCopies;
+      const notice = tuning.notice ?? ((message: string) => process.stderr.write(`${NODE_NOTICE}${message.replace(/\s+/g, ' ')}\n`));
+      const onRefused = (label: string, reason: string) =>
+        notice(`the module refused a session copy of key "${label}" (${reason}); that key is served from its token object (sessionKeyCopies)`);
+      service = new NodeService(cfg, mod, pool, new KeyHandles(mod, { copies, refreshMs: tuning.keyRefreshMs, onRefused }), healthKeyLabel);
+    } catch (err) {
+      pool.close();
+      throw explainOpenFailure(cfg, err);
+    }
     try {
       await service.checkHealthKey();
       await service.probe(Date.now() + 60_000);
@@ -117,33 +140,51 @@ export class NodeService {
     });
   }
 
-  /** Spec C3: compute the CDIV over the exact output first, then verify it by decrypting that output. */
+  /**
+   * Spec C3: compute the CDIV over the exact output first, then verify it by decrypting that output.
+   * A key handle that turned invalid (the key was replaced, its session copy is gone) is looked up
+   * again once, in the same session, instead of failing the call.
+   */
   private encrypt(input: EncryptInput, expiresAt: number): Promise<OpResults['encrypt']> {
     const { ivMode, callMode } = this.cfg;
     return this.session(expiresAt, 'encrypt', async (s) => {
-      const key = this.keyFor(s, input.label);
-      const out = await this.mod.encrypt(s.handle, key, input.plaintext, input.hsmAad, ivMode, callMode);
-      if (!input.cdiv) return out;
-      const cdiv = computeCdiv(input.cdiv.aad, input.cdiv.metadata, out.iv, out.ciphertext, out.tag);
-      let back: Buffer;
-      try {
-        back = await this.mod.decrypt(s.handle, key, out.iv, out.ciphertext, out.tag, input.hsmAad, callMode);
-      } catch (err) {
-        // A tag failure here is the HSM's fault, not the caller's: let the cluster try elsewhere.
-        if (err instanceof Pkcs11CallError && err.cls === 'invalid-ciphertext') {
-          throw new Pkcs11CallError('internal', 'verify', err.ckr, `the verification decrypt failed (${err.ckr})`);
+      for (let retried = false; ; retried = true) {
+        const key = this.keyFor(s, input.label);
+        try {
+          const out = await this.mod.encrypt(s.handle, key, input.plaintext, input.hsmAad, ivMode, callMode);
+          if (!input.cdiv) return out;
+          const cdiv = computeCdiv(input.cdiv.aad, input.cdiv.metadata, out.iv, out.ciphertext, out.tag);
+          let back: Buffer;
+          try {
+            back = await this.mod.decrypt(s.handle, key, out.iv, out.ciphertext, out.tag, input.hsmAad, callMode);
+          } catch (err) {
+            // A tag failure here is the HSM's fault, not the caller's: let the cluster try elsewhere.
+            if (err instanceof Pkcs11CallError && err.cls === 'invalid-ciphertext') {
+              throw new Pkcs11CallError('internal', 'verify', err.ckr, `the verification decrypt failed (${err.ckr})`);
+            }
+            throw err;
+          }
+          if (!back.equals(input.plaintext)) throw new Pkcs11CallError('internal', 'verify', undefined, 'the verification decrypt did not return the plaintext');
+          return { ...out, cdiv };
+        } catch (err) {
+          if (retried || !isStaleHandle(err)) throw err;
+          this.keys.forget(s, input.label);
         }
-        throw err;
       }
-      if (!back.equals(input.plaintext)) throw new Pkcs11CallError('internal', 'verify', undefined, 'the verification decrypt did not return the plaintext');
-      return { ...out, cdiv };
     });
   }
 
   private decrypt(input: DecryptInput, expiresAt: number): Promise<Buffer> {
-    return this.session(expiresAt, 'decrypt', (s) =>
-      this.mod.decrypt(s.handle, this.keyFor(s, input.label), input.iv, input.ciphertext, input.tag, input.hsmAad, this.cfg.callMode),
-    );
+    return this.session(expiresAt, 'decrypt', async (s) => {
+      for (let retried = false; ; retried = true) {
+        try {
+          return await this.mod.decrypt(s.handle, this.keyFor(s, input.label), input.iv, input.ciphertext, input.tag, input.hsmAad, this.cfg.callMode);
+        } catch (err) {
+          if (retried || !isStaleHandle(err)) throw err;
+          this.keys.forget(s, input.label);
+        }
+      }
+    });
   }
 
   /** A full round trip on the health key: what GetHealthStatus and the cluster's prober rely on. */
@@ -179,7 +220,7 @@ export class NodeService {
   }
 
   private keyFor(s: PooledSession, label: string): Handle {
-    const key = this.pool.key(s, label);
+    const key = this.keys.get(s, label);
     if (key) return key;
     // An RSA/EC key under the label is there, but cannot do AES-GCM: a usage answer, not a miss.
     if (findKeyObject(this.mod, s.handle, label)) throw new Pkcs11CallError('key-usage', 'C_FindObjects', undefined, `the key labelled "${label}" is not a secret key`);

@@ -34,6 +34,9 @@ export class Pkcs11CallError extends Error {
 function wrap(err: unknown, fn: string, op: Operation): Pkcs11CallError {
   if (err instanceof Pkcs11CallError) return err;
   if (err instanceof pkcs11js.Pkcs11Error) return Pkcs11CallError.fromCkr(ckrName(err.code), fn, op);
+  // A few pkcs11js methods (C_CopyObject) throw the native error as it is: "CKR_<name>:<code>".
+  const native = err instanceof Error ? /^CKR_[A-Z_]+:(\d+)$/.exec(err.message) : null;
+  if (native) return Pkcs11CallError.fromCkr(ckrName(Number(native[1])), fn, op);
   return internal(fn, err instanceof Error ? err.message : String(err));
 }
 
@@ -172,10 +175,19 @@ export class Pkcs11Module {
     call('C_Logout', 'other', () => this.lib.C_Logout(session));
   }
 
-  /** Finds the secret key with this CKA_LABEL; null when absent. Two matches are a configuration error. */
+  /** The token's manufacturerID (blank padding removed), e.g. "SoftHSM project". */
+  tokenManufacturer(slot: Handle): string {
+    return call('C_GetTokenInfo', 'other', () => this.lib.C_GetTokenInfo(slot)).manufacturerID.trimEnd();
+  }
+
+  /**
+   * Finds the secret key token object with this CKA_LABEL; null when absent. Two matches are a
+   * configuration error. Session objects (our own key copies share the label) are never matched.
+   */
   findSecretKey(session: Handle, label: string): Handle | null {
     const found = this.findObjects(session, [
       { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+      { type: pkcs11js.CKA_TOKEN, value: true },
       { type: pkcs11js.CKA_LABEL, value: label },
     ], 2);
     if (found.length > 1) throw internal('C_FindObjects', `more than one secret key is labelled "${label}"`);
@@ -191,6 +203,18 @@ export class Pkcs11Module {
       // Always: SoftHSM2 answers CKR_OPERATION_ACTIVE to the next search otherwise.
       call('C_FindObjectsFinal', 'other', () => this.lib.C_FindObjectsFinal(session));
     }
+  }
+
+  /**
+   * A session object copied from `object` inside the HSM (C_CopyObject with CKA_TOKEN false): it
+   * keeps CKA_SENSITIVE, CKA_EXTRACTABLE and the usage flags, and vanishes with the session.
+   */
+  copyToSession(session: Handle, object: Handle): Handle {
+    return call('C_CopyObject', 'other', () => this.lib.C_CopyObject(session, object, [{ type: pkcs11js.CKA_TOKEN, value: false }]));
+  }
+
+  destroy(session: Handle, object: Handle): void {
+    call('C_DestroyObject', 'other', () => this.lib.C_DestroyObject(session, object));
   }
 
   /** One attribute's raw value; undefined when the object has no such attribute. */

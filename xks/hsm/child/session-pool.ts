@@ -1,12 +1,14 @@
 // The logged-in sessions of one node process. A session serves one call at a time (PKCS#11
-// sessions are not safe to share between concurrent calls); each caches its key handles by label.
+// sessions are not safe to share between concurrent calls); each caches its key handles by label
+// (key-handles.ts), so a session copy of a key lives and dies with the session that made it.
 // Session errors replace that session; repeated device errors finalize and re-initialize the module.
 import { Pkcs11CallError, type Handle, type Pkcs11Module, type TokenSelector } from './pkcs11.js';
+import type { KeyHandle } from './key-handles.js';
 
 export interface PooledSession {
   handle: Handle;
-  /** CKA_LABEL -> key handle; handles are only valid in the session (and module) that found them. */
-  keys: Map<string, Handle>;
+  /** CKA_LABEL -> key handle; handles are only used in the session (and module) that found them. */
+  keys: Map<string, KeyHandle>;
 }
 
 /** The caller's deadline passed while waiting for a session: nobody wants the answer any more. */
@@ -52,14 +54,10 @@ export class SessionPool {
     this.mod.finalize();
   }
 
-  /** The key handle for a label in this session, or null when no such key is on the token. */
-  key(s: PooledSession, label: string): Handle | null {
-    const cached = s.keys.get(label);
-    if (cached) return cached;
-    const found = this.mod.findSecretKey(s.handle, label);
-    // Misses are not cached: the key may be imported later.
-    if (found) s.keys.set(label, found);
-    return found;
+  /** The manufacturerID of the pool's token. */
+  tokenManufacturer(): string {
+    if (!this.slot) throw new Error('session pool is not open');
+    return this.mod.tokenManufacturer(this.slot);
   }
 
   /**

@@ -10,7 +10,7 @@ import type { HsmNodeOptions } from '../options.js';
 import { LogLimiter } from './log-limiter.js';
 import type { PinVariable } from './pin-env.js';
 import { HsmStartError, type StartFailureKind } from '../errors.js';
-import type { ChildMessage, InitMessage, NodeCall, OpName, OpResults } from '../protocol.js';
+import { NODE_NOTICE, type ChildMessage, type InitMessage, type NodeCall, type OpName, type OpResults } from '../protocol.js';
 import { IpcClient, NodeCallError } from './ipc-client.js';
 import { spawnNodeProcess } from './spawn-node.js';
 
@@ -155,8 +155,14 @@ export class NodeClient extends EventEmitter {
     this.child = child;
     this.ipc.attach(child);
     let stderrTail = '';
+    let partial = '';
     child.stderr?.on('data', (chunk: Buffer) => {
-      stderrTail = (stderrTail + chunk.toString('utf8')).slice(-2048);
+      const text = chunk.toString('utf8');
+      stderrTail = (stderrTail + text).slice(-2048);
+      // The node's own one-off warnings are whole lines with the NODE_NOTICE prefix.
+      const lines = (partial + text).split('\n');
+      partial = lines.pop()!.slice(-4096);
+      for (const line of lines) if (line.startsWith(NODE_NOTICE)) this.opts.logger?.warn({ node: this.id }, `HSM node ${this.id}: ${line.slice(NODE_NOTICE.length)}`);
     });
     const startTimer = setTimeout(() => this.kill(`not ready within ${this.opts.startTimeoutMs} ms`), this.opts.startTimeoutMs);
     child.on('message', (msg: ChildMessage) => {
