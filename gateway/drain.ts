@@ -25,8 +25,11 @@ export interface DrainResult {
 }
 
 interface Tracked {
-  busy: number;
+  /** Responses begun and not closed yet (more than one with HTTP pipelining). */
+  open: Set<ServerResponse>;
   lastActive: number;
+  /** socket.bytesRead at the last drain tick: request bytes arriving make a connection busy. */
+  bytesRead: number;
   ending: boolean;
 }
 
@@ -34,31 +37,22 @@ const TICK_MS = 100;
 
 export function connectionDrainer(server: Server, tcp: net.Server) {
   const sockets = new Map<TLSSocket, Tracked>();
-  const open = new Map<TLSSocket, Set<ServerResponse>>();
   let draining = false;
 
+  // Nothing per data chunk: request bytes arriving are seen at the drain's ticks, by bytesRead.
   server.on('secureConnection', (socket: TLSSocket) => {
-    const t: Tracked = { busy: 0, lastActive: Date.now(), ending: false };
-    sockets.set(socket, t);
-    // Request bytes arriving: not idle, even before the request is parsed.
-    socket.on('data', () => (t.lastActive = Date.now()));
+    sockets.set(socket, { open: new Set(), lastActive: Date.now(), bytesRead: 0, ending: false });
     socket.once('close', () => sockets.delete(socket));
   });
   // Before the request handler: a reply written at once must already carry the header.
   server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
-    const socket = req.socket as TLSSocket;
-    const t = sockets.get(socket);
     if (draining) res.setHeader('connection', 'close');
+    const t = sockets.get(req.socket as TLSSocket);
     if (!t) return;
-    t.busy++;
-    const set = open.get(socket) ?? new Set();
-    set.add(res);
-    open.set(socket, set);
+    t.open.add(res);
     res.once('close', () => {
-      t.busy--;
+      t.open.delete(res);
       t.lastActive = Date.now();
-      set.delete(res);
-      if (set.size === 0) open.delete(socket);
     });
   });
 
@@ -72,13 +66,17 @@ export function connectionDrainer(server: Server, tcp: net.Server) {
       draining = true;
       const started = Date.now();
       // Responses not yet begun end their connection too.
-      for (const set of open.values()) for (const res of set) if (!res.headersSent) res.setHeader('connection', 'close');
+      for (const t of sockets.values()) for (const res of t.open) if (!res.headersSent) res.setHeader('connection', 'close');
       return new Promise((resolve) => {
         let portClosed = false;
         const tick = async () => {
           const now = Date.now();
           for (const [socket, t] of sockets) {
-            if (t.ending || t.busy > 0 || now - Math.max(started, t.lastActive) < opts.noticeMs) continue;
+            if (socket.bytesRead !== t.bytesRead) {
+              t.bytesRead = socket.bytesRead;
+              t.lastActive = now;
+            }
+            if (t.ending || t.open.size > 0 || now - Math.max(started, t.lastActive) < opts.noticeMs) continue;
             // TLS close_notify and FIN; a peer that never closes its side is cut a second later.
             t.ending = true;
             socket.end();

@@ -291,33 +291,38 @@ class Cluster implements HsmCluster {
   }
 
   status(): NodeStatus[] {
-    return this.nodes.map((n) => ({
-      id: n.cfg.id,
-      model: n.cfg.model,
-      health: this.healthOf(n),
-      detail: this.detailOf(n),
-      pid: n.client.pid,
-      lastProbeAt: n.lastProbeAt,
-      calls: n.calls,
-      inFlight: n.client.inFlight,
-      sessions: n.cfg.sessions,
-      restarts: n.restarts,
-    }));
+    return this.nodes.map((n) => {
+      const bad = this.badKeys(n);
+      return {
+        id: n.cfg.id,
+        model: n.cfg.model,
+        health: this.healthOf(n, bad),
+        detail: this.detailOf(n, bad),
+        pid: n.client.pid,
+        lastProbeAt: n.lastProbeAt,
+        calls: n.calls,
+        inFlight: n.client.inFlight,
+        sessions: n.cfg.sessions,
+        restarts: n.restarts,
+      };
+    });
   }
 
   /** A node that lacks a configured key or holds other material serves, but is DEGRADED. */
-  private healthOf(n: Node): NodeHealth {
+  private healthOf(n: Node, bad = this.badKeys(n)): NodeHealth {
     const h = n.tracker.health;
-    return h === 'ACTIVE' && this.badKeys(n).length > 0 ? 'DEGRADED' : h;
+    return h === 'ACTIVE' && bad.length > 0 ? 'DEGRADED' : h;
   }
 
+  /** Configured keys this node does not serve (asked on every GetHealthStatus: no copies when none). */
   private badKeys(n: Node): string[] {
-    return [...n.keys].filter(([label, v]) => v !== 'ok' && v !== 'unknown' && this.labels.includes(label)).map(([label, v]) => `${label}: ${v}`);
+    const bad: string[] = [];
+    for (const [label, v] of n.keys) if (v !== 'ok' && v !== 'unknown' && this.labels.includes(label)) bad.push(`${label}: ${v}`);
+    return bad;
   }
 
-  private detailOf(n: Node): string | undefined {
+  private detailOf(n: Node, bad = this.badKeys(n)): string | undefined {
     if (n.client.refusal) return `${n.client.refusal} (not retried)`;
-    const bad = this.badKeys(n);
     return bad.length ? `keys not served here: ${bad.join(', ')}` : undefined;
   }
 
