@@ -9,7 +9,7 @@ import { verifySigV4 } from './sigv4.js';
 import { errorBody, toXksError, XksError } from '../xks/errors.js';
 import { handleXks } from '../xks/service.js';
 import { checkContentType, parseJsonObject } from '../xks/validate.js';
-import type { RequestRecord, XksDeps } from '../xks/context.js';
+import { newRequestRecord, type RequestRecord, type XksDeps } from '../xks/context.js';
 import type { KeyStore } from '../xks/keystore.js';
 
 /**
@@ -49,11 +49,12 @@ interface Reply {
   headers?: Record<string, string> | undefined;
 }
 
-const JSON_HEADERS = { 'content-type': 'application/json' };
-
 function send(res: ServerResponse, { status, body, headers }: Reply): void {
   if (res.headersSent) return;
-  res.writeHead(status, { ...JSON_HEADERS, 'content-length': Buffer.byteLength(body), ...headers });
+  // A flat name/value list: Node writes it as is, without building and walking a header object.
+  const list: Array<string | number> = ['content-type', 'application/json', 'content-length', Buffer.byteLength(body)];
+  if (headers) for (const name in headers) list.push(name, headers[name]!);
+  res.writeHead(status, list as string[]);
   res.end(body);
 }
 
@@ -150,7 +151,7 @@ export function createPipeline(opts: PipelineOptions): RequestListener {
     const start = performance.now();
     const rt = opts.runtime();
     const conn = connectionOf(req.socket);
-    const record: RequestRecord = {};
+    const record = newRequestRecord();
     if (conn) {
       record.source = conn.sourceAddress;
       if (conn.sourcePort !== undefined) record.sourcePort = conn.sourcePort;

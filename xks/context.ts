@@ -34,6 +34,33 @@ export interface RequestRecord {
   suppressed?: number;
 }
 
+/** A record with every field present from the start: all records share one shape, so the code
+ *  that fills and reads them (audit, metrics, log) stays monomorphic. Undefined fields are left
+ *  out of every JSON rendering. */
+export function newRequestRecord(): RequestRecord {
+  return {
+    kmsRequestId: undefined,
+    kmsOperation: undefined,
+    store: undefined,
+    operation: undefined,
+    keyId: undefined,
+    principal: undefined,
+    kmsKeyArn: undefined,
+    kmsViaService: undefined,
+    sourceVpce: undefined,
+    source: undefined,
+    sourcePort: undefined,
+    accessKeyId: undefined,
+    node: undefined,
+    status: undefined,
+    errorName: undefined,
+    detail: undefined,
+    policyRule: undefined,
+    latencyMs: undefined,
+    suppressed: undefined,
+  };
+}
+
 export interface XksRequest {
   store: KeyStore;
   operation: Operation;

@@ -2,35 +2,34 @@
 // nothing else (plaintext, ciphertext, AAD, secrets, PINs: spec L2) can ever reach the trail.
 import type { RequestRecord } from '../context.js';
 
-/** One request (spec L1): who asked for what with which key, from where, and what came of it. */
+/** One request (spec L1): who asked for what with which key, from where, and what came of it.
+ *  One object literal in a fixed field order: JSON.stringify leaves out the undefined fields, and
+ *  every record has the same shape (no per-field stores on the hot path). */
 export function requestEntry(r: RequestRecord): { type: 'request' } & Record<string, unknown> {
-  const e: { type: 'request' } & Record<string, unknown> = { type: 'request' };
-  // Set only once SigV4 verified: before that nothing in the body is trusted (or even read).
-  e['authenticated'] = r.accessKeyId !== undefined;
-  put(e, 'kmsRequestId', r.kmsRequestId);
-  put(e, 'kmsOperation', r.kmsOperation);
-  put(e, 'operation', r.operation);
-  put(e, 'keyStore', r.store);
-  put(e, 'externalKeyId', r.keyId);
-  put(e, 'principal', r.principal);
-  put(e, 'kmsKeyArn', r.kmsKeyArn);
-  put(e, 'kmsViaService', r.kmsViaService);
-  put(e, 'accessKeyId', r.accessKeyId);
-  put(e, 'sourceAddress', r.source);
-  put(e, 'sourcePort', r.sourcePort);
-  put(e, 'vpcEndpointId', r.sourceVpce);
-  e['outcome'] = r.status === 200 ? 'success' : 'failure';
-  put(e, 'status', r.status);
-  put(e, 'errorName', r.errorName);
-  put(e, 'policyRule', r.policyRule);
-  put(e, 'hsmNode', r.node);
-  put(e, 'latencyMs', r.latencyMs);
-  put(e, 'suppressed', r.suppressed);
-  return e;
-}
-
-function put(e: Record<string, unknown>, k: string, v: string | number | undefined): void {
-  if (v !== undefined) e[k] = v;
+  return {
+    type: 'request',
+    // Set only once SigV4 verified: before that nothing in the body is trusted (or even read).
+    authenticated: r.accessKeyId !== undefined,
+    kmsRequestId: r.kmsRequestId,
+    kmsOperation: r.kmsOperation,
+    operation: r.operation,
+    keyStore: r.store,
+    externalKeyId: r.keyId,
+    principal: r.principal,
+    kmsKeyArn: r.kmsKeyArn,
+    kmsViaService: r.kmsViaService,
+    accessKeyId: r.accessKeyId,
+    sourceAddress: r.source,
+    sourcePort: r.sourcePort,
+    vpcEndpointId: r.sourceVpce,
+    outcome: r.status === 200 ? 'success' : 'failure',
+    status: r.status,
+    errorName: r.errorName,
+    policyRule: r.policyRule,
+    hsmNode: r.node,
+    latencyMs: r.latencyMs,
+    suppressed: r.suppressed,
+  };
 }
 
 /** The administrative actions the trail records (others add theirs here). */
@@ -56,6 +55,8 @@ export interface AdminAction {
   details?: Record<string, string | number | boolean | undefined>;
 }
 
+/** The chain's own fields (chain.ts writes them first): a detail never shadows them. */
+const LINK_FIELDS = new Set(['seq', 'prev', 'time']);
 const SECRET_NAME = /secret|password|passphrase|^pin$|privatekey|plaintext/i;
 
 export function adminEntry(a: AdminAction): { type: 'admin' } & Record<string, unknown> {
@@ -63,7 +64,7 @@ export function adminEntry(a: AdminAction): { type: 'admin' } & Record<string, u
   for (const [k, v] of Object.entries(a.details ?? {})) {
     // A programming error, not an operator one: refuse loudly rather than keep a secret.
     if (SECRET_NAME.test(k)) throw new Error(`audit: field "${k}" may hold a secret and is never recorded`);
-    if (v !== undefined && !(k in e)) e[k] = v;
+    if (v !== undefined && !(k in e) && !LINK_FIELDS.has(k)) e[k] = v;
   }
   return e;
 }
