@@ -2,7 +2,7 @@
 // that begins with its sequence number and the SHA-256 of the previous line's exact bytes, so an
 // edited, deleted or reordered line breaks the chain at that point. Pure functions: the writer
 // (log.ts) and the verifier (verify.ts) share them.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 /** The `prev` of the first record of a new chain. */
 export const GENESIS = '0'.repeat(64);
@@ -22,7 +22,7 @@ export interface Linked {
 }
 
 export function lineHash(line: string | Buffer): string {
-  return createHash('sha256').update(line).digest('hex');
+  return hash('sha256', line, 'hex');
 }
 
 /** The next line of the chain (without its newline) and the head after it. The same bytes as

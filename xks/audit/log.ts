@@ -65,8 +65,8 @@ function newestRotated(file: string): string | undefined {
   return best?.path;
 }
 
-function writeAll(fd: number, buf: Buffer): void {
-  for (let off = 0; off < buf.length; ) {
+function writeAll(fd: number, buf: Buffer, from = 0): void {
+  for (let off = from; off < buf.length; ) {
     try {
       off += writeSync(fd, buf, off);
     } catch (err) {
@@ -74,6 +74,21 @@ function writeAll(fd: number, buf: Buffer): void {
       throw err;
     }
   }
+}
+
+/** Writes text whole; returns its length in bytes. One write(2) in the usual case, with no Buffer
+ *  made in JavaScript; a short write goes on from where it stopped. */
+function writeText(fd: number, text: string): number {
+  let written: number;
+  try {
+    written = writeSync(fd, text);
+  } catch (err) {
+    (err as { written?: number }).written = 0;
+    throw err;
+  }
+  const bytes = Buffer.byteLength(text);
+  if (written < bytes) writeAll(fd, Buffer.from(text), written);
+  return bytes;
 }
 
 function stamp(): string {
@@ -92,7 +107,7 @@ export function openAuditLog(opts: AuditOptions): AuditLog {
   // A torn line (a crash or a failed write): the next write ends it with a newline and begins
   // with a record that says so, which tells it apart from an edit.
   let torn = 0;
-  const recent: Buffer[] = [];
+  const recent: Array<{ text: string; bytes: number }> = [];
   let recentBytes = 0;
   let queue: Array<{ fields: Fields; release: (ok: boolean) => void }> = [];
   let scheduled = false;
@@ -102,10 +117,10 @@ export function openAuditLog(opts: AuditOptions): AuditLog {
     fd = openSync(file, 'a', 0o600);
     size = fstatSync(fd).size;
   };
-  const remember = (buf: Buffer) => {
-    recent.push(buf);
-    recentBytes += buf.length;
-    while (recentBytes > REPLAY_BYTES && recent.length > 1) recentBytes -= recent.shift()!.length;
+  const remember = (text: string, bytes: number) => {
+    recent.push({ text, bytes });
+    recentBytes += bytes;
+    while (recentBytes > REPLAY_BYTES && recent.length > 1) recentBytes -= recent.shift()!.bytes;
   };
 
   // copytruncate emptied the file under us: write again what it may have lost. Checked before
@@ -113,7 +128,7 @@ export function openAuditLog(opts: AuditOptions): AuditLog {
   const replayAfterTruncate = () => {
     const now = fstatSync(fd).size;
     if (now >= size) return;
-    const replay = Buffer.concat(recent);
+    const replay = Buffer.from(recent.map((r) => r.text).join(''));
     size = now;
     writeAll(fd, replay);
     size += replay.length;
@@ -135,10 +150,12 @@ export function openAuditLog(opts: AuditOptions): AuditLog {
     if (torn) add({ type: 'chain', event: 'recovered', tornBytes: torn });
     for (const b of batch) add(b.fields);
     const prefix = torn ? 1 : 0;
-    const buf = Buffer.from((torn ? '\n' : '') + lines.map((l) => l.line + '\n').join(''));
+    let text = torn ? '\n' : '';
+    for (const l of lines) text += l.line + '\n';
+    let bytes: number;
     try {
       replayAfterTruncate();
-      writeAll(fd, buf);
+      bytes = writeText(fd, text);
     } catch (err) {
       const written = (err as { written?: number }).written ?? 0;
       size += written;
@@ -161,8 +178,8 @@ export function openAuditLog(opts: AuditOptions): AuditLog {
     }
     head = h;
     torn = 0;
-    size += buf.length;
-    remember(buf);
+    size += bytes;
+    remember(text, bytes);
     for (const b of batch) b.release(true);
     opts.onWritten?.(lines.map((l) => l.line));
     if (opts.maxBytes && size >= opts.maxBytes) rotateBySize();
