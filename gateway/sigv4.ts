@@ -75,7 +75,7 @@ export function verifySigV4(
   secretFor: (accessKeyId: string) => string | undefined,
   opts: SigV4Options = {},
 ): SigV4Result {
-  const auth = parseAuthorization(authorizationHeader(req));
+  const auth = parseAuthorizationOf(authorizationHeader(req));
 
   if (auth.service !== SERVICE || auth.terminator !== TERMINATOR) {
     fail(`Credential scope must end in /${SERVICE}/${TERMINATOR}`);
@@ -112,6 +112,25 @@ interface Authorization {
   signedHeaders: string[];
   signedHeadersList: string;
   signature: string;
+}
+
+// One signer sends the same Authorization header but for its 64 signature digits, request after
+// request: the last header read is kept with the signature cut out. A header that differs from it
+// only in 64 lowercase hex digits at that place (which hold no ',' or '=') parses the same.
+const SIGNATURE_PART = 'Signature=';
+let lastShape = '';
+let lastParsed: Authorization | undefined;
+
+function parseAuthorizationOf(header: string): Authorization {
+  const at = header.indexOf(SIGNATURE_PART) + SIGNATURE_PART.length;
+  if (at < SIGNATURE_PART.length) return parseAuthorization(header);
+  const signature = header.slice(at, at + 64);
+  const shape = header.slice(0, at) + header.slice(at + 64);
+  if (lastParsed !== undefined && shape === lastShape && SIGNATURE.test(signature)) return { ...lastParsed, signature };
+  const parsed = parseAuthorization(header);
+  lastShape = shape;
+  lastParsed = parsed;
+  return parsed;
 }
 
 /** `AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=…`: each part exactly once, any order. */
@@ -214,6 +233,18 @@ function canonicalValue(value: string): string {
 
 /** X-Amz-Date is YYYYMMDD'T'HHMMSS'Z', a real instant, on the credential date, within the skew. */
 function checkDate(amzDate: string, scopeDate: string, now: number, maxSkewMs: number): void {
+  const time = amzTime(amzDate);
+  if (amzDate.slice(0, 8) !== scopeDate) fail('X-Amz-Date does not match the credential date');
+  if (Math.abs(now - time) > maxSkewMs) fail('Request time is outside the allowed clock skew');
+}
+
+// KMS sends many requests within one second, all with the same X-Amz-Date: the last one read is
+// kept (only the parse; the skew is checked against the clock every time).
+let lastAmzDate = '';
+let lastAmzTime = 0;
+
+function amzTime(amzDate: string): number {
+  if (amzDate === lastAmzDate) return lastAmzTime;
   const m = AMZ_DATE.exec(amzDate);
   if (m === null) fail('Missing or malformed X-Amz-Date');
   const [year, month, day, hour, minute, second] = m.slice(1).map(Number) as [number, number, number, number, number, number];
@@ -221,8 +252,9 @@ function checkDate(amzDate: string, scopeDate: string, now: number, maxSkewMs: n
   if (month < 1 || month > 12 || hour > 23 || minute > 59 || second > 59 || new Date(time).getUTCDate() !== day) {
     fail('Missing or malformed X-Amz-Date');
   }
-  if (amzDate.slice(0, 8) !== scopeDate) fail('X-Amz-Date does not match the credential date');
-  if (Math.abs(now - time) > maxSkewMs) fail('Request time is outside the allowed clock skew');
+  lastAmzDate = amzDate;
+  lastAmzTime = time;
+  return time;
 }
 
 function buildCanonicalRequest(req: SignedRequest, auth: Authorization, values: readonly string[]): string {

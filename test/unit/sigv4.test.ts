@@ -337,3 +337,25 @@ t.test('fuzz: mutated and random Authorization headers only ever give a 401', as
   // Only spacing around the parts is free; every accepted mutation kept the same parts.
   t.ok(accepted < 100, `few mutations are harmless (${accepted})`);
 });
+
+// The parse of the last Authorization header and of the last X-Amz-Date is kept for the next
+// request (gateway/sigv4.ts): a header that differs only in what those shortcuts may skip must
+// still get the full checks.
+t.test('the kept parse of the last header never lets a changed header through', async (t) => {
+  const req = await signed();
+  const auth = authOf(req);
+  const sig = /Signature=([0-9a-f]{64})$/.exec(auth)![1]!;
+  t.equal(verify(req).accessKeyId, CRED1.accessKeyId, 'the header is read once');
+  t.equal(verify(req).accessKeyId, CRED1.accessKeyId, 'and again from what was kept');
+  rejects(t, withAuth(req, auth.replace(sig, sig.toUpperCase())), /malformed/, {});
+  rejects(t, withAuth(req, auth.replace(sig, sig.slice(1) + (sig[0] === 'a' ? 'b' : 'a'))), /Signature does not match/);
+  rejects(t, withAuth(req, auth.replace(sig, sig.slice(0, 63))), /malformed/);
+  rejects(t, withAuth(req, `${auth}, Signature=${sig}`), /malformed/);
+  rejects(t, withAuth(req, auth.replace('x-amz-date,', 'x-amz-date;x-other,')), /missing/);
+  const other = await signed({ body: '{"other":true}' });
+  t.equal(verify(other).accessKeyId, CRED1.accessKeyId, 'same shape, another signature: verified on its own');
+  rejects(t, { ...other, body: Buffer.from(BODY) }, /Signature does not match/);
+  // The same X-Amz-Date read before: its time is kept, the clock skew is still checked.
+  rejects(t, req, /clock skew/, { now: NOW + 10 * MINUTE });
+  t.equal(verify(req).accessKeyId, CRED1.accessKeyId);
+});
