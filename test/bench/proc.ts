@@ -49,19 +49,25 @@ export function cpuDelta(root: number, before: Map<number, number>, after: Map<n
   return { main, others };
 }
 
-/** Resident set size in MB of the root and of its whole tree. */
-export function treeRssMb(root: number): { main: number; tree: number } {
+/**
+ * Memory in MB: the root's resident set, the tree's resident sets summed (which counts the pages
+ * the processes share, the node binary above all, once per process), and the tree's proportional
+ * set size (each shared page split between its sharers: what the tree really holds).
+ */
+export function treeRssMb(root: number): { main: number; tree: number; treePss: number } {
   let main = 0;
   let tree = 0;
+  let treePss = 0;
+  const kb = (text: string, field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? 0) / 1024;
   for (const pid of treeCpu(root).keys()) {
     try {
-      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-      const mb = m ? Number(m[1]) / 1024 : 0;
+      const mb = kb(readFileSync(`/proc/${pid}/status`, 'utf8'), 'VmRSS');
       tree += mb;
+      treePss += kb(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'), 'Pss');
       if (pid === root) main = mb;
     } catch {
       /* exited */
     }
   }
-  return { main: Math.round(main), tree: Math.round(tree) };
+  return { main: Math.round(main), tree: Math.round(tree), treePss: Math.round(treePss) };
 }

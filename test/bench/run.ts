@@ -4,11 +4,12 @@
 // speed (autocannon, keep-alive); plus failover under load. Reports ratios, not absolute promises;
 // never part of the tests. Traffic goes to 127.0.0.1 only.
 //
-// `npm run bench -- --fixed-only` runs only the fixed-rate phase; BENCH_ONLY=bare,health,encrypt
-// picks scenarios; BENCH_CPU_PROF=DIR writes V8 CPU profiles of the appliance and of its HSM node
+// `npm run bench -- --fixed-only` runs only the fixed-rate phase; BENCH_ONLY=bare,relay,health,encrypt
+// picks scenarios (relay: the bare server plus one round trip to a child process over a pipe, the
+// floor of keeping the HSM in its own process); BENCH_CPU_PROF=DIR writes V8 CPU profiles of the appliance and of its HSM node
 // processes there (read them with `node dist/test/bench/profile-top.js DIR/*.cpuprofile`).
 import { fork, type ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { freePorts, removeDir, ROOT, startDemo, type RunningDemo } from '../helpers/demo.js';
@@ -26,7 +27,7 @@ const FIXED_ONLY = process.argv.includes('--fixed-only') || process.env['BENCH_F
 const ONLY = process.env['BENCH_ONLY']?.split(',');
 const PROFILE_DIR = process.env['BENCH_CPU_PROF'];
 
-type Scenario = 'bare' | 'health' | 'encrypt';
+type Scenario = 'bare' | 'relay' | 'health' | 'encrypt';
 const wanted = (s: Scenario) => !ONLY || ONLY.includes(s);
 interface Request {
   url: string;
@@ -57,17 +58,21 @@ interface Server {
 
 const NAMES: Record<Scenario, string> = {
   bare: 'bare Node HTTPS (small JSON POST)',
+  relay: 'bare + round trip to a child process',
   health: 'xks GetHealthStatus (SigV4, no HSM)',
   encrypt: 'xks Encrypt + CDIV (SigV4, HSM round trip)',
 };
 
-async function startBare(d: RunningDemo): Promise<{ server: Server; child: ChildProcess }> {
+async function startBare(d: RunningDemo, scenario: 'bare' | 'relay'): Promise<{ server: Server; child: ChildProcess }> {
   const port = await freePorts(1);
   const tls = join(d.dir, 'tls');
-  const child = fork(join(ROOT, 'dist', 'test', 'bench', 'bare-server.js'), [join(tls, 'server-chain.pem'), join(tls, 'server-key.pem'), String(port)], { stdio: 'ignore' });
+  const args = [join(tls, 'server-chain.pem'), join(tls, 'server-key.pem'), String(port), ...(scenario === 'relay' ? ['relay'] : [])];
+  const child = fork(join(ROOT, 'dist', 'test', 'bench', 'bare-server.js'), args, { stdio: 'ignore' });
   await new Promise((r) => child.once('message', r));
-  const body = JSON.stringify({ requestMetadata: { kmsRequestId: randomUUID(), kmsOperation: 'KmsHealthCheck' } });
-  return { server: { name: NAMES.bare, pid: child.pid!, request: { url: `https://localhost:${port}/`, headers: { 'content-type': 'application/json' }, body } }, child };
+  // The relay carries about what a call to a node carries: an Encrypt-sized body.
+  const metadata = { kmsRequestId: randomUUID(), kmsOperation: scenario === 'relay' ? 'Encrypt' : 'KmsHealthCheck' };
+  const body = JSON.stringify(scenario === 'relay' ? { requestMetadata: metadata, plaintext: randomBytes(256).toString('base64') } : { requestMetadata: metadata });
+  return { server: { name: NAMES[scenario], pid: child.pid!, request: { url: `https://localhost:${port}/`, headers: { 'content-type': 'application/json' }, body } }, child };
 }
 
 async function healthRequest(d: RunningDemo): Promise<Request> {
@@ -191,16 +196,18 @@ async function failover(d: RunningDemo, signal: 'SIGKILL' | 'SIGSTOP') {
 
 async function main(): Promise<void> {
   const d = await startDemo(['--nodes', '2'], PROFILE_DIR ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] } : {});
-  const { server: bareServer, child: bareChild } = await startBare(d);
+  const bare = await startBare(d, 'bare');
+  const relay = wanted('relay') ? await startBare(d, 'relay') : undefined;
   try {
     // Warm-up: TLS sessions, JIT, HSM session pools.
     await autocannon({ url: `${d.demo.endpoint}/healthz`, connections: 4, duration: 1 });
     const servers: Record<Scenario, Server> = {
-      bare: bareServer,
+      bare: bare.server,
+      relay: relay?.server ?? bare.server,
       health: { name: NAMES.health, pid: d.demo.pid, request: await healthRequest(d) },
       encrypt: { name: NAMES.encrypt, pid: d.demo.pid, request: await signedEncrypt(d.demo) },
     };
-    const scenarios = (['bare', 'health', 'encrypt'] as const).filter(wanted);
+    const scenarios = (['bare', 'relay', 'health', 'encrypt'] as const).filter(wanted);
     const fixed: FixedFigures[] = [];
     for (const s of scenarios) fixed.push(await fixedRate(d, servers[s]));
     const bareFixed = fixed.find((f) => f.name === NAMES.bare);
@@ -211,24 +218,25 @@ async function main(): Promise<void> {
       return;
     }
     const rows: Figures[] = [];
-    let rss = { main: 0, tree: 0 };
+    let rss = { main: 0, tree: 0, treePss: 0 };
     for (const s of scenarios) {
       rows.push(await cannon(NAMES[s], servers[s].request));
-      if (s !== 'bare') {
+      if (s === 'health' || s === 'encrypt') {
         const now = treeRssMb(d.demo.pid);
-        rss = { main: Math.max(rss.main, now.main), tree: Math.max(rss.tree, now.tree) };
+        rss = { main: Math.max(rss.main, now.main), tree: Math.max(rss.tree, now.tree), treePss: Math.max(rss.treePss, now.treePss) };
       }
     }
     const baseline = rows.find((r) => r.name === NAMES.bare);
     console.log(`\nThroughput, ${CONNECTIONS} keep-alive connections, ${DURATION_S} s each, 2 HSM nodes (SoftHSM2), same machine:`);
     console.table(rows.map((r) => ({ ...r, ...(baseline ? { 'vs bare': `${(r.reqPerSec / baseline.reqPerSec).toFixed(2)}x` } : {}) })));
-    console.log(`RSS after full-speed load: appliance main ${rss.main} MB, whole tree (with HSM node processes) ${rss.tree} MB`);
+    console.log(`Memory after full-speed load: appliance main RSS ${rss.main} MB; whole tree (with the HSM node processes) RSS ${rss.tree} MB summed, PSS ${rss.treePss} MB (shared pages counted once)`);
     const fo = [await failover(d, 'SIGKILL'), await failover(d, 'SIGSTOP')];
     console.log('\nFailover under load (Encrypt + CDIV at 300 req/s for 10 s; failure window = the 3 s after the fault):');
     console.table(fo.map(({ failureWindow, ...rest }) => ({ ...rest, 'window requests': failureWindow.requests, 'window failures': failureWindow.failures, 'window p50': failureWindow.p50, 'window p99': failureWindow.p99 })));
     console.log(JSON.stringify({ fixedRate: fixed, throughput: rows, rssMb: rss, failover: fo }));
   } finally {
-    bareChild.kill('SIGTERM');
+    bare.child.kill('SIGTERM');
+    relay?.child.kill('SIGTERM');
     await d.stop();
     removeDir(d.dir);
   }
