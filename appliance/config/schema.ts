@@ -109,7 +109,7 @@ const hsmNode = z
     callMode: z.enum(['sync', 'async']).default('sync'),
     // Encrypt/decrypt on an in-HSM session copy of each token key, refreshed every few seconds:
     // SoftHSM2 re-checks a token object's file on every use. auto: on for SoftHSM2 tokens only.
-    sessionKeyCopies: z.union([z.literal('auto'), z.boolean()]).default('auto'),
+    sessionKeyCopies: z.union([z.literal('auto'), z.boolean()], { error: 'must be auto, true or false' }).default('auto'),
     env: z.record(z.string(), z.string()).default({}),
   })
   .strict()
