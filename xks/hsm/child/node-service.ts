@@ -9,10 +9,9 @@ import { ckrCode } from './ckr.js';
 import { IvNotReturnedError, Pkcs11CallError, TokenNotFoundError, type Handle } from './pkcs11.js';
 import { Pkcs11StateModule } from './state-objects.js';
 import { PinError, readPin } from './pin.js';
-import type { NodeCall, OpResults } from '../protocol.js';
+import { NODE_NOTICE, type NodeCall, type OpResults } from '../protocol.js';
 import { SessionPool, type PooledSession } from './session-pool.js';
 import { KeyHandles, isStaleHandle } from './key-handles.js';
-import { NODE_NOTICE } from '../protocol.js';
 import type { DecryptInput, EncryptInput, Fault, KeyInfo } from '../types.js';
 
 /** A configuration problem: the message says what is wrong and how to fix it (no node prefix). */
@@ -140,51 +139,50 @@ export class NodeService {
     });
   }
 
-  /**
-   * Spec C3: compute the CDIV over the exact output first, then verify it by decrypting that output.
-   * A key handle that turned invalid (the key was replaced, its session copy is gone) is looked up
-   * again once, in the same session, instead of failing the call.
-   */
+  /** Spec C3: compute the CDIV over the exact output first, then verify it by decrypting that output. */
   private encrypt(input: EncryptInput, expiresAt: number): Promise<OpResults['encrypt']> {
     const { ivMode, callMode } = this.cfg;
-    return this.session(expiresAt, 'encrypt', async (s) => {
-      for (let retried = false; ; retried = true) {
-        const key = this.keyFor(s, input.label);
+    return this.session(expiresAt, 'encrypt', (s) =>
+      this.withKey(s, input.label, async (key) => {
+        const out = await this.mod.encrypt(s.handle, key, input.plaintext, input.hsmAad, ivMode, callMode);
+        if (!input.cdiv) return out;
+        const cdiv = computeCdiv(input.cdiv.aad, input.cdiv.metadata, out.iv, out.ciphertext, out.tag);
+        let back: Buffer;
         try {
-          const out = await this.mod.encrypt(s.handle, key, input.plaintext, input.hsmAad, ivMode, callMode);
-          if (!input.cdiv) return out;
-          const cdiv = computeCdiv(input.cdiv.aad, input.cdiv.metadata, out.iv, out.ciphertext, out.tag);
-          let back: Buffer;
-          try {
-            back = await this.mod.decrypt(s.handle, key, out.iv, out.ciphertext, out.tag, input.hsmAad, callMode);
-          } catch (err) {
-            // A tag failure here is the HSM's fault, not the caller's: let the cluster try elsewhere.
-            if (err instanceof Pkcs11CallError && err.cls === 'invalid-ciphertext') {
-              throw new Pkcs11CallError('internal', 'verify', err.ckr, `the verification decrypt failed (${err.ckr})`);
-            }
-            throw err;
-          }
-          if (!back.equals(input.plaintext)) throw new Pkcs11CallError('internal', 'verify', undefined, 'the verification decrypt did not return the plaintext');
-          return { ...out, cdiv };
+          back = await this.mod.decrypt(s.handle, key, out.iv, out.ciphertext, out.tag, input.hsmAad, callMode);
         } catch (err) {
-          if (retried || !isStaleHandle(err)) throw err;
-          this.keys.forget(s, input.label);
+          // A tag failure here is the HSM's fault, not the caller's: let the cluster try elsewhere.
+          if (err instanceof Pkcs11CallError && err.cls === 'invalid-ciphertext') {
+            throw new Pkcs11CallError('internal', 'verify', err.ckr, `the verification decrypt failed (${err.ckr})`);
+          }
+          throw err;
         }
-      }
-    });
+        if (!back.equals(input.plaintext)) throw new Pkcs11CallError('internal', 'verify', undefined, 'the verification decrypt did not return the plaintext');
+        return { ...out, cdiv };
+      }),
+    );
   }
 
   private decrypt(input: DecryptInput, expiresAt: number): Promise<Buffer> {
-    return this.session(expiresAt, 'decrypt', async (s) => {
-      for (let retried = false; ; retried = true) {
-        try {
-          return await this.mod.decrypt(s.handle, this.keyFor(s, input.label), input.iv, input.ciphertext, input.tag, input.hsmAad, this.cfg.callMode);
-        } catch (err) {
-          if (retried || !isStaleHandle(err)) throw err;
-          this.keys.forget(s, input.label);
-        }
+    return this.session(expiresAt, 'decrypt', (s) =>
+      this.withKey(s, input.label, (key) => this.mod.decrypt(s.handle, key, input.iv, input.ciphertext, input.tag, input.hsmAad, this.cfg.callMode)),
+    );
+  }
+
+  /**
+   * Runs `fn` with the session's handle for `label`. A handle that turned invalid (the key was
+   * replaced, its session copy is gone) is looked up again once, in the same session, instead of
+   * failing the call.
+   */
+  private async withKey<T>(s: PooledSession, label: string, fn: (key: Handle) => Promise<T>): Promise<T> {
+    for (let retried = false; ; retried = true) {
+      try {
+        return await fn(this.keyFor(s, label));
+      } catch (err) {
+        if (retried || !isStaleHandle(err)) throw err;
+        this.keys.forget(s, label);
       }
-    });
+    }
   }
 
   /** A full round trip on the health key: what GetHealthStatus and the cluster's prober rely on. */
