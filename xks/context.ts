@@ -38,7 +38,8 @@ export interface RequestRecord {
  *  that fills and reads them (audit, metrics, log) stays monomorphic. Undefined fields are left
  *  out of every JSON rendering. */
 export function newRequestRecord(): RequestRecord {
-  return {
+  // Every field named (the type says so): a field added to RequestRecord must be added here too.
+  const record: { [K in keyof Required<RequestRecord>]: RequestRecord[K] } = {
     kmsRequestId: undefined,
     kmsOperation: undefined,
     store: undefined,
@@ -59,6 +60,7 @@ export function newRequestRecord(): RequestRecord {
     latencyMs: undefined,
     suppressed: undefined,
   };
+  return record;
 }
 
 export interface XksRequest {

@@ -309,7 +309,7 @@ class Cluster implements HsmCluster {
   }
 
   /** A node that lacks a configured key or holds other material serves, but is DEGRADED. */
-  private healthOf(n: Node, bad = this.badKeys(n)): NodeHealth {
+  private healthOf(n: Node, bad: string[]): NodeHealth {
     const h = n.tracker.health;
     return h === 'ACTIVE' && bad.length > 0 ? 'DEGRADED' : h;
   }
@@ -321,7 +321,7 @@ class Cluster implements HsmCluster {
     return bad;
   }
 
-  private detailOf(n: Node, bad = this.badKeys(n)): string | undefined {
+  private detailOf(n: Node, bad: string[]): string | undefined {
     if (n.client.refusal) return `${n.client.refusal} (not retried)`;
     return bad.length ? `keys not served here: ${bad.join(', ')}` : undefined;
   }
