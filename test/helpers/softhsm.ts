@@ -162,16 +162,22 @@ export async function encryptLoad(
   return result;
 }
 
-/** A started two-node cluster on fresh tokens, closed and removed at the end of the test. */
-export async function startedCluster(t: Test): Promise<HsmCluster> {
-  const th = await makeTestHsm({ nodes: 2 });
+/** A started cluster on fresh tokens (two nodes unless `opts` says otherwise), closed and removed
+ *  at the end of the test; `th` holds the key material for checks against Node's own crypto. */
+export async function startTestCluster(t: Test, opts: TestHsmOptions = { nodes: 2 }): Promise<{ th: TestHsm; cluster: HsmCluster }> {
+  const th = await makeTestHsm(opts);
   const cluster = createHsmCluster(th.hsm);
   t.teardown(async () => {
     await cluster.close();
     th.cleanup();
   });
   await cluster.start();
-  return cluster;
+  return { th, cluster };
+}
+
+/** A started two-node cluster on fresh tokens, closed and removed at the end of the test. */
+export async function startedCluster(t: Test): Promise<HsmCluster> {
+  return (await startTestCluster(t)).cluster;
 }
 
 /** Every health state node `id` went through, from onChange. */

@@ -6,7 +6,7 @@ import t, { type Test } from 'tap';
 import { HsmError } from '../../xks/hsm/errors.js';
 import { createHsmCluster } from '../../xks/hsm/parent/cluster.js';
 import type { HsmCluster } from '../../xks/hsm/types.js';
-import { LABELS, makeTestHsm, type TestHsm, type TestHsmOptions } from '../helpers/softhsm.js';
+import { LABELS, makeTestHsm, startTestCluster, type TestHsmOptions } from '../helpers/softhsm.js';
 
 // What this file checks is which answers are retried and which are not, not latency: deadlines
 // wide enough that a busy 2-core machine never turns a slow call into a failover (which would
@@ -15,16 +15,7 @@ const BUDGET = 5000;
 const deadline = () => performance.now() + BUDGET;
 const WIDE = { callTimeoutMs: 2000, requestBudgetMs: BUDGET, hangKillAfterMs: 10_000 };
 
-async function started(t: Test, opts: TestHsmOptions = {}): Promise<{ th: TestHsm; cluster: HsmCluster }> {
-  const th = await makeTestHsm({ ...opts, hsm: { ...WIDE, ...opts.hsm } });
-  const cluster = createHsmCluster(th.hsm);
-  t.teardown(async () => {
-    await cluster.close();
-    th.cleanup();
-  });
-  await cluster.start();
-  return { th, cluster };
-}
+const started = (t: Test, opts: TestHsmOptions = {}) => startTestCluster(t, { ...opts, hsm: { ...WIDE, ...opts.hsm } });
 
 async function rejectsWithName(t: Test, p: Promise<unknown>, errorName: string): Promise<void> {
   try {

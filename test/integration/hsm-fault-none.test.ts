@@ -3,18 +3,11 @@
 // coming back: crypto and health agree on the moment (no Encrypt served while it is UNAVAILABLE).
 import { performance } from 'node:perf_hooks';
 import t from 'tap';
-import { createHsmCluster } from '../../xks/hsm/parent/cluster.js';
-import { LABELS, makeTestHsm, waitFor } from '../helpers/softhsm.js';
+import { LABELS, startTestCluster, waitFor } from '../helpers/softhsm.js';
 
 t.test('fault none on a frozen node restarts it; the node is back', async (t) => {
   // A long hang-kill: without the fix, only it would bring the node back.
-  const th = await makeTestHsm({ nodes: 2, hsm: { hangKillAfterMs: 60_000 } });
-  const cluster = createHsmCluster(th.hsm);
-  t.teardown(async () => {
-    await cluster.close();
-    th.cleanup();
-  });
-  await cluster.start();
+  const { cluster } = await startTestCluster(t, { nodes: 2, hsm: { hangKillAfterMs: 60_000 } });
   const pid = cluster.status()[0]!.pid;
   await cluster.injectFault('hsm-1', { kind: 'freeze' });
   await t.resolves(cluster.injectFault('hsm-1', { kind: 'none' }), 'cleared, not failed with a timeout');
@@ -25,13 +18,7 @@ t.test('fault none on a frozen node restarts it; the node is back', async (t) =>
 });
 
 t.test('after a node restart, crypto is not served before health says the node is back', async (t) => {
-  const th = await makeTestHsm({ nodes: 1 });
-  const cluster = createHsmCluster(th.hsm);
-  t.teardown(async () => {
-    await cluster.close();
-    th.cleanup();
-  });
-  await cluster.start();
+  const { cluster } = await startTestCluster(t, { nodes: 1 });
   process.kill(cluster.status()[0]!.pid!, 'SIGKILL');
   await waitFor('hsm-1 down', () => cluster.status()[0]!.health === 'UNAVAILABLE');
   let served = 0;
