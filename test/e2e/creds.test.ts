@@ -7,8 +7,8 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { parse, stringify } from 'yaml';
 import type { RunningDemo } from '../helpers/demo.js';
-import { withDemo } from '../helpers/fixture.js';
-import { settled, sleep, WARM_UP_MS, widenRequestBudget, within, xks as xksAs } from '../helpers/operator.js';
+import { withTwoInstances } from '../helpers/fixture.js';
+import { settled, sleep, WARM_UP_MS, within, xks as xksAs } from '../helpers/operator.js';
 import { runLoad, type LoadReport } from '../helpers/load.js';
 import { XksClient } from '../helpers/xks-client.js';
 
@@ -16,15 +16,7 @@ import { XksClient } from '../helpers/xks-client.js';
 const xks = (args: string[]) => xksAs(args, 'bob');
 let d: RunningDemo;
 let client: XksClient;
-withDemo(
-  t,
-  [],
-  async (demo, c) => {
-    [d, client] = [demo, c];
-    await widenRequestBudget(d.demo.instances.map((i) => i.configFile));
-  },
-  { instances: 2 },
-);
+withTwoInstances(t, (demo, c) => ([d, client] = [demo, c]));
 
 type Cred = { accessKeyId: string; secretAccessKey: string };
 const health = (credential: Cred, endpoint?: string) =>

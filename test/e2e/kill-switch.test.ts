@@ -7,8 +7,8 @@ import t from 'tap';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { RunningDemo } from '../helpers/demo.js';
-import { withDemo } from '../helpers/fixture.js';
-import { settled, sleep, WARM_UP_MS, widenRequestBudget, within, xks as xksAs } from '../helpers/operator.js';
+import { withTwoInstances } from '../helpers/fixture.js';
+import { settled, sleep, WARM_UP_MS, within, xks as xksAs } from '../helpers/operator.js';
 import { runLoad, type LoadReport } from '../helpers/load.js';
 import { signXksRequest } from '../helpers/sign.js';
 import { b64, meta, request, XksClient } from '../helpers/xks-client.js';
@@ -17,15 +17,7 @@ import { b64, meta, request, XksClient } from '../helpers/xks-client.js';
 const xks = (args: string[]) => xksAs(args, 'alice');
 let d: RunningDemo;
 let client: XksClient;
-withDemo(
-  t,
-  [],
-  async (demo, c) => {
-    [d, client] = [demo, c];
-    await widenRequestBudget(d.demo.instances.map((i) => i.configFile));
-  },
-  { instances: 2 },
-);
+withTwoInstances(t, (demo, c) => ([d, client] = [demo, c]));
 
 const second = () => d.reload().instances[1]!;
 const encrypt = (key: string, endpoint?: string) =>
